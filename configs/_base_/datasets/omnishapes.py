@@ -1,0 +1,52 @@
+# OmniShapes: the synthetic set written by tools/dataset_converters/make_omnishapes.py,
+# in the official OmniRef layout. Text, visual (all three prompt types) and omni samples.
+dataset_type = 'OmniRefDataset'
+data_root = 'data/omnishapes/'
+img_scale = (128, 128)
+backend_args = None
+
+train_pipeline = [
+    dict(type='LoadImageFromFile', backend_args=backend_args),
+    dict(type='LoadOmniAnnotations'),
+    dict(type='LoadVisualPrompts', backend_args=backend_args),
+    dict(type='OmniResize', scale=img_scale, keep_ratio=False),
+    dict(type='OmniRandomFlip', prob=0.5),
+    dict(type='SynthesizePromptMaps', prompt_probs=dict(mask=1.0, box=1.0, scribble=1.0)),
+    dict(type='PackOmniInputs'),
+]
+# Annotations are loaded after resizing, so the ground truth keeps the original size
+# and the metric scores at the original resolution.
+test_pipeline = [
+    dict(type='LoadImageFromFile', backend_args=backend_args),
+    dict(type='LoadVisualPrompts', backend_args=backend_args),
+    dict(type='OmniResize', scale=img_scale, keep_ratio=False),
+    dict(type='LoadOmniAnnotations'),
+    dict(type='SynthesizePromptMaps', prompt_probs=dict(mask=1.0, box=1.0, scribble=1.0)),
+    dict(type='PackOmniInputs'),
+]
+
+
+def _split(name, pipeline, test_mode):
+    return dict(type=dataset_type, data_root=data_root, ann_file='OmniRef.json', split=name,
+                data_prefix=dict(img_path='images/'), pipeline=pipeline, test_mode=test_mode)
+
+
+train_dataloader = dict(
+    batch_size=8,
+    num_workers=2,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=dict(type='ConcatDataset',
+                 datasets=[_split(f'{k}-train', train_pipeline, False) for k in ('text', 'visual', 'omni')]))
+val_dataloader = dict(
+    batch_size=8,
+    num_workers=2,
+    persistent_workers=True,
+    drop_last=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(type='ConcatDataset',
+                 datasets=[_split(f'{k}-test', test_pipeline, True) for k in ('text', 'visual', 'omni')]))
+test_dataloader = val_dataloader
+val_evaluator = dict(type='OmniRISMetric')
+test_evaluator = val_evaluator
+del _split

@@ -1,0 +1,72 @@
+"""Fixes for the pinned stack (torch 2.13, mmengine 0.10.7). Each one has a test that fails without it.
+
+Set ``OMNIRIS_MM_DISABLE_COMPAT=1`` to leave the stack untouched (the tests use it to
+show each failure).
+
+1. ``trusted_local_checkpoints``: torch >= 2.6 loads with ``weights_only=True``, and
+   mmengine's local checkpoint loader cannot unpickle its own checkpoints (their
+   message hub holds ``HistoryBuffer`` objects), so ``--resume`` fails. Local files
+   are the user's own runs: they load with ``weights_only=False``. Remote (URL)
+   checkpoints keep torch's safe default.
+2. ``cpu_distributed``: mmengine's ``pytorch`` launcher calls
+   ``torch.cuda.set_device`` and wraps the model with ``device_ids``; both fail
+   without CUDA. On a machine without CUDA the launcher uses gloo and skips the
+   device, and ``MMDistributedDataParallel`` drops ``device_ids`` for CPU modules,
+   so ``tools/dist_train.sh CONFIG 2`` trains on CPUs.
+"""
+import os
+import os.path as osp
+
+import torch
+
+_applied = []
+
+
+def _trusted_local_checkpoints() -> None:
+    from mmengine.runner.checkpoint import CheckpointLoader
+
+    @CheckpointLoader.register_scheme(prefixes='', force=True)
+    def load_from_local(filename, map_location):
+        filename = osp.expanduser(filename)
+        if not osp.isfile(filename):
+            raise FileNotFoundError(f'{filename} can not be found.')
+        return torch.load(filename, map_location=map_location, weights_only=False)
+
+
+def _cpu_distributed() -> None:
+    import mmengine.dist.utils as dist_utils
+    import torch.distributed as torch_dist
+    from mmengine.model import MMDistributedDataParallel
+
+    stock_init = dist_utils._init_dist_pytorch
+
+    def init_dist_pytorch(backend='nccl', init_backend='torch', **kwargs):
+        if torch.cuda.is_available():
+            return stock_init(backend, init_backend=init_backend, **kwargs)
+        torch_dist.init_process_group(backend='gloo' if backend == 'nccl' else backend, **kwargs)
+
+    dist_utils._init_dist_pytorch = init_dist_pytorch
+
+    stock_ddp_init = MMDistributedDataParallel.__init__
+
+    def ddp_init(self, module, detect_anomalous_params=False, **kwargs):
+        if all(not p.is_cuda for p in module.parameters()):
+            kwargs.pop('device_ids', None)
+            kwargs.pop('output_device', None)
+        stock_ddp_init(self, module, detect_anomalous_params=detect_anomalous_params, **kwargs)
+
+    MMDistributedDataParallel.__init__ = ddp_init
+
+
+FIXES = dict(trusted_local_checkpoints=_trusted_local_checkpoints, cpu_distributed=_cpu_distributed)
+
+
+def apply() -> list:
+    """Apply every fix once. Returns the names applied."""
+    if os.environ.get('OMNIRIS_MM_DISABLE_COMPAT', '0') not in ('', '0'):
+        return []
+    for name, fix in FIXES.items():
+        if name not in _applied:
+            fix()
+            _applied.append(name)
+    return list(_applied)

@@ -1,0 +1,204 @@
+"""The sample layout shared by every OmniRIS dataset, and the logic that builds it."""
+from typing import List, Optional, Sequence
+
+import numpy as np
+from mmengine.dataset import BaseDataset
+from mmengine.logging import print_log
+
+from .reference_db import ReferenceDatabase
+from .utils import (VISUAL_PROMPT_TYPES, CocoIndex, OmniDataError, coco_file_name, join_img_path, require,
+                    setting_of, target_ann_ids, xywh_to_xyxy)
+
+
+class OmniDatasetMixin:
+    """Builds OmniRIS samples; mixed into :class:`mmengine.dataset.BaseDataset` or
+    a subclass of it (e.g. mmdet's ``RefCocoDataset``).
+
+    Every sample (``get_data_info``) holds:
+
+    - ``img_path``, ``img_id``, ``height``, ``width``: the target image.
+    - ``instances``: the referred instances in mmdet's layout (``mask``, ``bbox``
+      xyxy, ``bbox_label`` 0, ``ignore_flag`` 0) plus ``ann_id`` and ``category_id``;
+      empty for a no-target sample. Their union is the ground truth.
+    - ``gt_no_target``: True when nothing is referred.
+    - ``text``: the expression, or None.
+    - ``visual_prompts``: one dict per visual prompt: the reference image
+      (``img_path``, ``img_id``, ``height``, ``width``), the reference instance
+      (``mask``, ``bbox``, ``ann_id``, ``category_id``) and ``prompt_type``
+      (``'mask'``, ``'box'``, ``'scribble'`` or None to let the pipeline draw one).
+    - ``prompt_modality`` (text / visual / omni), ``setting`` (1v1, 1vN, Nv1,
+      NvN, no-target), ``record_id`` (file, split and record, for messages) and
+      ``prompt_seed`` (seeds the prompt synthesis: fixed per sample in test mode).
+
+    References are drawn when a sample is fetched: at random while training, and
+    from a generator seeded by ``(pairing_seed, index)`` in test mode, so test
+    pairing is the same on every run and for any number of workers.
+
+    Args:
+        on_invalid (str): ``'error'`` (default) raises :class:`OmniDataError` on an
+            invalid record or a sample that fails to load; ``'skip'`` logs it,
+            counts it in ``skipped`` and goes on (at fetch time mmengine then draws
+            another sample while training).
+        pairing_seed (int): Seed of the deterministic test-mode pairing.
+        prompt_type (str, optional): Fix the visual prompt type of every sample
+            (e.g. one test config per type). None lets the pipeline choose.
+    """
+
+    METAINFO = dict(classes=('object', ))
+
+    def __init__(self, *args, on_invalid: str = 'error', pairing_seed: int = 0,
+                 prompt_type: Optional[str] = None, **kwargs):
+        if on_invalid not in ('error', 'skip'):
+            raise ValueError(f"on_invalid must be 'error' or 'skip', got {on_invalid!r}")
+        if prompt_type is not None and prompt_type not in VISUAL_PROMPT_TYPES:
+            raise ValueError(f'prompt_type must be one of {VISUAL_PROMPT_TYPES} or None, got {prompt_type!r}')
+        self.on_invalid = on_invalid
+        self.pairing_seed = pairing_seed
+        self.prompt_type = prompt_type
+        self.skipped: List[str] = []
+        self.ref_db: Optional[ReferenceDatabase] = None
+        super().__init__(*args, **kwargs)
+
+    # -- invalid input -------------------------------------------------------------
+    def _skip_or_raise(self, err: OmniDataError) -> None:
+        if self.on_invalid == 'error':
+            raise err
+        self.skipped.append(str(err))
+        print_log(f'{type(self).__name__}: skipped ({len(self.skipped)} so far): {err}',
+                  logger='current', level=30)
+
+    def _parse_records(self, records: Sequence, parse, where: str) -> List[dict]:
+        """Apply ``parse(record, record_where)`` to each record, skipping or raising on bad ones."""
+        data_list = []
+        for i, record in enumerate(records):
+            try:
+                data_list.extend(parse(record, f'{where} record {i}'))
+            except OmniDataError as err:
+                self._skip_or_raise(err)
+            except (KeyError, TypeError, ValueError) as err:
+                self._skip_or_raise(OmniDataError(f'{where} record {i}: malformed record ({err!r})'))
+        if self.skipped:
+            print_log(f'{type(self).__name__}: {len(self.skipped)} invalid record(s) skipped in {where}',
+                      logger='current', level=30)
+        if not data_list:
+            raise OmniDataError(f'{where}: no valid sample')
+        return data_list
+
+    # -- building samples ----------------------------------------------------------
+    def _image_of(self, record: dict, coco: CocoIndex, where: str) -> dict:
+        img = coco.images.get(int(record['image_id']))
+        if img is None:
+            if not all(k in record for k in ('file_name', 'height', 'width')):
+                raise OmniDataError(f'{where}: image_id {record["image_id"]} is not in {coco.source} '
+                                    'and the record has no file_name/height/width')
+            img = dict(id=record['image_id'], file_name=record['file_name'], height=record['height'],
+                       width=record['width'])
+        return img
+
+    def _targets(self, record: dict, coco: CocoIndex, where: str) -> List[dict]:
+        require(record, ('image_id', 'ann_id'), where)
+        try:
+            ids = target_ann_ids(record['ann_id'])
+        except TypeError as err:
+            raise OmniDataError(f'{where}: {err}') from None
+        return [coco.target(a, record['image_id'], where) for a in ids]
+
+    def _sentences(self, record: dict, where: str) -> List[tuple]:
+        require(record, ('sentences', ), where)
+        sentences = []
+        for sent in record['sentences']:
+            text = sent.get('sent') or sent.get('raw') if isinstance(sent, dict) else None
+            if not isinstance(text, str) or not text.strip():
+                raise OmniDataError(f'{where}: empty or malformed sentence {sent!r}')
+            sentences.append((sent.get('sent_id'), text.strip()))
+        if not sentences:
+            raise OmniDataError(f'{where}: the record has no sentence')
+        return sentences
+
+    def text_samples(self, ref: dict, coco: CocoIndex, where: str) -> List[dict]:
+        """One sample per sentence of a text ref (gRefCOCO / RefCOCO layout)."""
+        require(ref, ('image_id', 'ann_id', 'sentences'), where)
+        where = f'{where} ref_id={ref.get("ref_id")}'
+        img = self._image_of(ref, coco, where)
+        targets = self._targets(ref, coco, where)
+        return [
+            self._sample(img, targets, text, [], 'text', f'{where} sent_id={sid}')
+            for sid, text in self._sentences(ref, where)
+        ]
+
+    def _sample(self, img: dict, targets: List[dict], text: Optional[str], queries: List[dict],
+                modality: str, where: str) -> dict:
+        """One sample in the shared layout (see the class docstring)."""
+        img_prefix = self.data_prefix.get('img_path', '')
+        img_id = int(img['id'])
+        num_prompts = int(text is not None) + len(queries)
+        return dict(
+            img_path=join_img_path(img_prefix, img.get('file_name') or coco_file_name(img_id)),
+            img_id=img_id,
+            height=int(img['height']),
+            width=int(img['width']),
+            instances=[
+                dict(mask=ann['segmentation'], bbox=xywh_to_xyxy(ann['bbox']), bbox_label=0, ignore_flag=0,
+                     ann_id=int(ann['id']), category_id=int(ann['category_id'])) for ann in targets
+            ],
+            gt_no_target=not targets,
+            text=text,
+            visual_queries=queries,
+            prompt_modality=modality,
+            setting=setting_of(num_prompts, len(targets)),
+            record_id=where)
+
+    def _query(self, category_ids, where: str, exclude_image_id=None, image_id=None) -> dict:
+        """A visual prompt to be paired at fetch time; fails now if no reference can exist."""
+        query = dict(category_ids=[int(c) for c in category_ids], exclude_image_id=exclude_image_id,
+                     image_id=image_id, prompt_type=self.prompt_type)
+        if self.ref_db is None or not self.ref_db.has_reference(query):
+            place = f'in image {image_id}' if image_id is not None else f'in any image other than {exclude_image_id}'
+            raise OmniDataError(f'{where}: no reference instance of category {query["category_ids"]} {place} '
+                                f'in {getattr(self.ref_db, "source", "the reference database")}')
+        return query
+
+    def _union_ids(self, *target_lists: List[dict]) -> List[dict]:
+        seen, union = set(), []
+        for targets in target_lists:
+            for ann in targets:
+                if ann['id'] not in seen:
+                    seen.add(ann['id'])
+                    union.append(ann)
+        return union
+
+    # -- fetching ------------------------------------------------------------------
+    def _sample_rng(self, idx: int) -> np.random.Generator:
+        if self.test_mode:
+            return np.random.default_rng([self.pairing_seed, idx])
+        # Training: follow the global numpy state that mmengine seeds per rank and worker.
+        return np.random.default_rng(np.random.randint(0, 2**31 - 1))
+
+    def get_data_info(self, idx: int) -> dict:
+        info = super().get_data_info(idx)
+        rng = self._sample_rng(info['sample_idx'])
+        prompts = []
+        for query in info.pop('visual_queries', []):
+            ref = self.ref_db.draw(query, rng)
+            if ref is None:
+                raise OmniDataError(f'{info["record_id"]}: no reference for {query}')
+            ref['prompt_type'] = query.get('prompt_type')
+            prompts.append(ref)
+        info['visual_prompts'] = prompts
+        info['prompt_seed'] = int(rng.integers(0, 2**31 - 1))
+        return info
+
+    def prepare_data(self, idx: int):
+        try:
+            return super().prepare_data(idx)
+        except (OmniDataError, OSError) as err:
+            where = self.get_data_info(idx)['record_id'] if not isinstance(err, OmniDataError) else None
+            err = err if where is None else OmniDataError(f'{where}: {err}')
+            if self.test_mode or self.on_invalid == 'error':
+                raise err from None
+            self._skip_or_raise(err)
+            return None
+
+
+class BaseOmniDataset(OmniDatasetMixin, BaseDataset):
+    """Base of the OmniRIS datasets that read their own files."""

@@ -1,0 +1,160 @@
+from collections import OrderedDict
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from mmdet.registry import METRICS
+from mmengine.evaluator import BaseMetric
+from mmengine.logging import MMLogger
+
+from ...datasets.utils import VISUAL_PROMPT_TYPES
+
+PR_THRESHOLDS = (0.7, 0.8, 0.9)
+
+
+def _field(sample, name: str):
+    """``sample.name`` or ``sample[name]``, for data samples and their dict forms."""
+    if isinstance(sample, dict):
+        return sample.get(name)
+    return getattr(sample, name, None)
+
+
+def _mask(sample, name: str) -> torch.Tensor:
+    data = _field(sample, name)
+    if data is None:
+        raise KeyError(f'the data sample has no {name!r}')
+    sem_seg = _field(data, 'sem_seg')
+    sem_seg = torch.as_tensor(sem_seg if sem_seg is not None else data)
+    if sem_seg.dim() == 3:
+        sem_seg = sem_seg[0]
+    return sem_seg.detach().cpu()
+
+
+def _meta(sample, name: str):
+    value = _field(sample, name)
+    if value is None:
+        meta = _field(sample, 'metainfo')
+        if isinstance(meta, dict):
+            value = meta.get(name)
+    return value
+
+
+def sample_counts(pred: torch.Tensor, gt: torch.Tensor, pred_nt: bool, gt_nt: bool) -> Dict:
+    """Per-sample counts of the OmniRIS evaluator (SPEC 4): bucket, I, U and IoU."""
+    pred = pred > 0
+    gt = gt > 0
+    p_area = int(pred.sum())
+    inter = int((pred & gt).sum())
+    union = int((pred | gt).sum())
+    if gt_nt and pred_nt:
+        bucket, inter, union, iou = 'TP', 0, 0, 1.0
+    elif gt_nt:
+        bucket, inter, union, iou = 'FN', 0, p_area, 0.0
+    elif pred_nt:
+        bucket, inter, iou = 'FP', 0, 0.0
+    else:
+        bucket, iou = 'TN', (inter / union if union else 0.0)
+    return dict(bucket=bucket, inter=inter, union=union, iou=iou)
+
+
+def _ratio(num: float, den: float) -> float:
+    return 100.0 * num / den if den else float('nan')
+
+
+def summarize(records: Sequence[dict]) -> Dict[str, float]:
+    """gIoU, cIoU, Pr@t, N-acc and T-acc of per-sample counts, in percent."""
+    buckets = [r['bucket'] for r in records]
+    n = {b: buckets.count(b) for b in ('TP', 'FN', 'FP', 'TN')}
+    sum_i = sum(r['inter'] for r in records)
+    sum_u = sum(r['union'] for r in records)
+    targeted = [r['iou'] for r in records if r['bucket'] in ('FP', 'TN')]
+    out = OrderedDict()
+    out['cIoU'] = 100.0 * sum_i / sum_u if sum_u else 100.0
+    out['gIoU'] = _ratio(sum(r['iou'] for r in records), len(records))
+    for t in PR_THRESHOLDS:
+        out[f'Pr@{t}'] = _ratio(sum(iou >= t for iou in targeted), len(targeted))
+    out['N-acc'] = _ratio(n['TP'], n['TP'] + n['FN'])
+    out['T-acc'] = _ratio(n['TN'], n['TN'] + n['FP'])
+    return out
+
+
+@METRICS.register_module()
+class OmniRISMetric(BaseMetric):
+    """The OmniRIS metrics (cIoU, gIoU, Pr@0.7/0.8/0.9, N-acc, T-acc), exactly as
+    the published evaluator computes them (see SPEC 4), with a breakdown.
+
+    ``process`` reads, from each data sample or its ``to_dict()`` form:
+    ``pred_sem_seg.sem_seg`` (1, H, W), ``gt_sem_seg.sem_seg`` (1, H, W),
+    ``pred_no_target`` and ``gt_no_target`` (bools) and the optional metainfo
+    ``prompt_modality``, ``prompt_types`` and ``setting``. It keeps per-sample
+    counts only, never masks, so results gather cheaply across processes.
+
+    Breakdown keys: ``{modality}/{metric}`` (text, visual, omni),
+    ``{modality}/{type}/{metric}`` for each visual prompt type of the samples
+    (e.g. ``visual/box/gIoU``) and ``{setting}/{metric}`` (``1v1``, ``1vN``,
+    ``Nv1``, ``NvN``, ``no-target``).
+
+    Args:
+        eval_size (tuple, optional): ``(h, w)``. Resize prediction and ground
+            truth (nearest) to this size before counting: ``(480, 480)``
+            reproduces the published protocol. None (default) scores at the
+            resolution of the ground truth (the original image).
+        breakdown (bool): Add the breakdown keys.
+        collect_device (str): As in ``BaseMetric``.
+        prefix (str, optional): As in ``BaseMetric``.
+    """
+
+    default_prefix: Optional[str] = None
+
+    def __init__(self, eval_size: Optional[Tuple[int, int]] = None, breakdown: bool = True,
+                 collect_device: str = 'cpu', prefix: Optional[str] = None):
+        super().__init__(collect_device=collect_device, prefix=prefix)
+        self.eval_size = tuple(eval_size) if eval_size is not None else None
+        self.breakdown = breakdown
+
+    def process(self, data_batch, data_samples: Sequence) -> None:
+        for sample in data_samples:
+            pred = _mask(sample, 'pred_sem_seg')
+            gt = _mask(sample, 'gt_sem_seg')
+            if self.eval_size is not None:
+                pred, gt = (F.interpolate(m[None, None].float(), size=self.eval_size, mode='nearest')[0, 0]
+                            for m in (pred, gt))
+            elif pred.shape != gt.shape:
+                raise ValueError(f'prediction {tuple(pred.shape)} and ground truth {tuple(gt.shape)} differ in '
+                                 f'size for sample {_meta(sample, "img_path")}; predict at the original size '
+                                 'or set eval_size')
+            pred_nt, gt_nt = _field(sample, 'pred_no_target'), _field(sample, 'gt_no_target')
+            if pred_nt is None or gt_nt is None:
+                raise KeyError('OmniRISMetric needs pred_no_target and gt_no_target on every data sample')
+            record = sample_counts(pred, gt, bool(pred_nt), bool(gt_nt))
+            record.update(modality=_meta(sample, 'prompt_modality'),
+                          types=list(_meta(sample, 'prompt_types') or []),
+                          setting=_meta(sample, 'setting'))
+            self.results.append(record)
+
+    def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
+        metrics = summarize(results)
+        groups = OrderedDict()
+        if self.breakdown:
+            for r in results:
+                if r['modality']:
+                    groups.setdefault(r['modality'], []).append(r)
+                    for t in r['types']:
+                        if t in VISUAL_PROMPT_TYPES:
+                            groups.setdefault(f'{r["modality"]}/{t}', []).append(r)
+                if r['setting']:
+                    groups.setdefault(r['setting'], []).append(r)
+        for name in sorted(groups):
+            for key, value in summarize(groups[name]).items():
+                metrics[f'{name}/{key}'] = value
+        self._log_table(results, metrics, groups)
+        return metrics
+
+    def _log_table(self, results, metrics, groups) -> None:
+        names = list(summarize([]).keys())
+        rows = [('all', len(results), [metrics[k] for k in names])]
+        rows += [(g, len(groups[g]), [metrics[f'{g}/{k}'] for k in names]) for g in sorted(groups)]
+        head = f'{"group":<18}{"n":>7}' + ''.join(f'{k:>9}' for k in names)
+        lines = [head] + [f'{g:<18}{n:>7}' + ''.join(f'{v:>9.2f}' for v in vals) for g, n, vals in rows]
+        MMLogger.get_current_instance().info('OmniRIS results:\n' + '\n'.join(lines))

@@ -1,0 +1,28 @@
+import os.path as osp
+import sys
+
+import pytest
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+SHARED_DATA = osp.join(osp.dirname(REPO), 'shared', 'data')
+sys.path.insert(0, osp.join(REPO, 'tools', 'dataset_converters'))
+
+import omniris_mm  # noqa: E402,F401  (registers the modules)
+
+
+def shared(*parts):
+    """Path under ../shared/data, or skip the test when that data is absent."""
+    path = osp.join(SHARED_DATA, *parts)
+    if not osp.exists(path):
+        pytest.skip(f'shared data not available: {path}')
+    return path
+
+
+@pytest.fixture(scope='session')
+def omnishapes(tmp_path_factory):
+    """A small OmniShapes set (24 train and 8 test images), written once per session."""
+    from make_omnishapes import build
+
+    root = tmp_path_factory.mktemp('omnishapes')
+    build(str(root), num_train=24, num_test=8, seed=0)
+    return str(root)

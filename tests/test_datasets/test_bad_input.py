@@ -1,0 +1,145 @@
+"""Bad input gives a clear error naming the file and the record, or a counted skip when asked."""
+import copy
+import json
+import os
+import os.path as osp
+import shutil
+
+import pytest
+from conftest import shared
+
+from omniris_mm.datasets import OmniDataError, OmniRefDataset
+
+PIPELINE = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadOmniAnnotations'),
+    dict(type='LoadVisualPrompts'),
+    dict(type='SynthesizePromptMaps'),
+    dict(type='PackOmniInputs'),
+]
+
+
+@pytest.fixture
+def mini_copy(tmp_path):
+    """A writable copy of the real mini set's annotation files, images linked."""
+    src = shared('omniref_real_mini')
+    for name in ('OmniRef.json', 'instances.json', 'SuppImageAnns.json'):
+        shutil.copy(osp.join(src, name), tmp_path / name)
+    os.symlink(osp.join(src, 'images'), tmp_path / 'images')
+    return tmp_path
+
+
+def edit(root, name, fn):
+    path = root / name
+    content = json.loads(path.read_text())
+    fn(content)
+    path.write_text(json.dumps(content))
+
+
+def build(root, split='text-test', **kwargs):
+    return OmniRefDataset(data_root=str(root), split=split, data_prefix=dict(img_path='images/'), pipeline=PIPELINE,
+                          **kwargs)
+
+
+def test_unreadable_and_malformed_files(mini_copy):
+    (mini_copy / 'OmniRef.json').write_text('{"text-test": [')
+    with pytest.raises(OmniDataError, match=r'OmniRef.json is not valid JSON'):
+        build(mini_copy)
+    (mini_copy / 'OmniRef.json').write_text('[1, 2]')
+    with pytest.raises(OmniDataError, match=r'OmniRef.json: expected an object keyed by split'):
+        build(mini_copy)
+    os.remove(mini_copy / 'instances.json')
+    (mini_copy / 'OmniRef.json').write_text('{"text-test": []}')
+    with pytest.raises(OmniDataError, match=r'annotation file not found: .*instances.json'):
+        build(mini_copy)
+
+
+def test_missing_key_names_the_record(mini_copy):
+    edit(mini_copy, 'OmniRef.json', lambda c: c['text-test'][2].pop('ann_id'))
+    with pytest.raises(OmniDataError, match=r"OmniRef.json \[text-test\] record 2: missing required key\(s\) \['ann_id'\]"):
+        build(mini_copy)
+    ds = build(mini_copy, on_invalid='skip')
+    assert len(ds) == 8 and len(ds.skipped) == 1 and 'record 2' in ds.skipped[0]
+
+
+def test_unknown_ann_id_and_wrong_image(mini_copy):
+    edit(mini_copy, 'OmniRef.json', lambda c: c['text-test'][0].update(ann_id=[999]))
+    with pytest.raises(OmniDataError, match=r'record 0 ref_id=1: ann_id 999 is not in .*instances.json \[text-test\]'):
+        build(mini_copy)
+    edit(mini_copy, 'OmniRef.json', lambda c: c['text-test'][0].update(ann_id=[33]))
+    with pytest.raises(OmniDataError, match=r'ann_id 33 belongs to image 439180, not to image 142238'):
+        build(mini_copy)
+
+
+def test_empty_and_out_of_image_masks(mini_copy):
+    def empty(c):
+        ann = next(a for a in c['text-test']['annotations'] if a['id'] == 14)
+        ann['segmentation'] = []
+
+    edit(mini_copy, 'instances.json', empty)
+    with pytest.raises(OmniDataError, match=r'record 0 ref_id=1: annotation 14 has an empty or malformed polygon'):
+        build(mini_copy)
+
+    def outside(c):
+        ann = next(a for a in c['text-test']['annotations'] if a['id'] == 14)
+        ann['segmentation'] = [[700, 10, 720, 10, 720, 30]]
+        ann['bbox'] = [700, 10, 20, 20]
+
+    shutil.copy(osp.join(shared('omniref_real_mini'), 'instances.json'), mini_copy / 'instances.json')
+    edit(mini_copy, 'instances.json', outside)
+    with pytest.raises(OmniDataError, match=r'annotation 14 box .* lies outside its image \(w=640, h=427\)'):
+        build(mini_copy)
+
+
+def test_mask_that_decodes_to_nothing_is_caught_at_load_time(mini_copy):
+    def degenerate(c):
+        ann = next(a for a in c['text-test']['annotations'] if a['id'] == 14)
+        ann['segmentation'] = [[10, 10, 10, 10, 10, 10]]  # a valid-looking polygon with no area
+
+    edit(mini_copy, 'instances.json', degenerate)
+    ds = build(mini_copy)
+    with pytest.raises(OmniDataError, match=r'record 0 ref_id=1 sent_id=10: referred annotation\(s\) \[14\] have an '
+                                            r'empty mask'):
+        ds[0]
+
+
+def test_missing_image_names_the_path_and_the_record(mini_copy):
+    os.remove(mini_copy / 'images')
+    os.makedirs(mini_copy / 'images')
+    shutil.copy(osp.join(shared('omniref_real_mini'), 'images', '000000439180.jpg'), mini_copy / 'images')
+    ds = build(mini_copy)
+    with pytest.raises(OmniDataError, match=r'record 0 ref_id=1 sent_id=10: .*000000142238.jpg'):
+        ds[0]
+    ds[4]  # the other image still loads
+    train = build(mini_copy, on_invalid='skip', test_mode=False)
+    out = train[0]  # skipped, counted, and another sample drawn
+    assert out['data_samples'].img_id == 439180 and len(train.skipped) >= 1
+
+
+def test_missing_reference_image(mini_copy):
+    os.remove(mini_copy / 'images')
+    os.makedirs(mini_copy / 'images')
+    shutil.copy(osp.join(shared('omniref_real_mini'), 'images', '000000439180.jpg'), mini_copy / 'images')
+    ds = build(mini_copy, split='visual-test', on_invalid='skip', test_mode=True)
+    with pytest.raises(OmniDataError, match=r'visual-test\] record 0: cannot read reference image .*000000142238.jpg'):
+        ds[0]
+
+
+def test_no_target_visual_record_needs_its_supp_keys(mini_copy):
+    def drop(c):
+        c['visual-test'][2].pop('supp_cat_ids')
+
+    edit(mini_copy, 'OmniRef.json', drop)
+    with pytest.raises(OmniDataError, match=r"record 2 \(no-target visual record\): missing required key\(s\) "
+                                            r"\['supp_cat_ids'\]"):
+        build(mini_copy, split='visual-test', on_invalid='error')
+
+
+def test_image_size_mismatch(mini_copy):
+    def wrong(c):
+        img = copy.deepcopy(c['text-test']['images'][0])
+        c['text-test']['images'][0].update(height=img['height'] + 1)
+
+    edit(mini_copy, 'instances.json', wrong)
+    with pytest.raises(OmniDataError):
+        build(mini_copy)[0]

@@ -1,0 +1,127 @@
+import math
+import os
+import socket
+
+import numpy as np
+import pytest
+import torch
+import torch.multiprocessing as mp
+from mmdet.structures import DetDataSample
+from mmengine.structures import PixelData
+
+from omniris_mm.evaluation import OmniRISMetric
+
+# SPEC 4 test vector: (gt_nt, pred_nt, |G|, |P|, |P and G|)
+VECTOR = [(False, False, 4, 4, 2), (False, False, 10, 8, 8), (False, True, 5, 3, 3), (True, True, 0, 2, 0),
+          (True, False, 0, 7, 0)]
+EXPECTED = {'gIoU': 42.667, 'cIoU': 35.714, 'T-acc': 66.667, 'N-acc': 50.0, 'Pr@0.7': 33.333, 'Pr@0.8': 33.333,
+            'Pr@0.9': 0.0}
+
+
+def masks(g, p, i, size=(4, 8)):
+    """A prediction and a ground truth with |G| = g, |P| = p and |P and G| = i pixels."""
+    gt, pred = torch.zeros(size[0] * size[1], dtype=torch.uint8), torch.zeros(size[0] * size[1], dtype=torch.uint8)
+    gt[:g] = 1
+    pred[g - i:g - i + p] = 1
+    return pred.view(1, *size), gt.view(1, *size)
+
+
+def as_dicts(vector, **meta):
+    out = []
+    for gt_nt, pred_nt, g, p, i in vector:
+        pred, gt = masks(g, p, i)
+        out.append(dict(pred_sem_seg=dict(sem_seg=pred), gt_sem_seg=dict(sem_seg=gt), pred_no_target=pred_nt,
+                        gt_no_target=gt_nt, **meta))
+    return out
+
+
+def evaluate(samples, **kwargs):
+    metric = OmniRISMetric(**kwargs)
+    metric.process({}, samples)
+    return metric.evaluate(len(samples))
+
+
+def test_spec_test_vector_on_plain_dicts():
+    metrics = evaluate(as_dicts(VECTOR))
+    for key, value in EXPECTED.items():
+        assert metrics[key] == pytest.approx(value, abs=1e-3), key
+
+
+def test_data_samples_and_their_dict_forms_agree():
+    samples = []
+    for d in as_dicts(VECTOR):
+        s = DetDataSample(metainfo=dict(prompt_modality='visual', prompt_types=['box'], setting='1v1'))
+        s.pred_sem_seg = PixelData(sem_seg=d['pred_sem_seg']['sem_seg'])
+        s.gt_sem_seg = PixelData(sem_seg=d['gt_sem_seg']['sem_seg'])
+        s.pred_no_target, s.gt_no_target = d['pred_no_target'], d['gt_no_target']
+        samples.append(s)
+    a = evaluate(samples)
+    b = evaluate([s.to_dict() for s in samples])
+    assert a.keys() == b.keys()
+    for key in EXPECTED:
+        assert a[key] == pytest.approx(EXPECTED[key], abs=1e-3)
+        assert a[f'visual/box/{key}'] == pytest.approx(EXPECTED[key], abs=1e-3)
+        assert a[f'1v1/{key}'] == pytest.approx(EXPECTED[key], abs=1e-3)
+
+
+def test_nan_rules():
+    only_targeted = evaluate(as_dicts(VECTOR[:2]))
+    assert math.isnan(only_targeted['N-acc']) and not math.isnan(only_targeted['T-acc'])
+    only_no_target = evaluate(as_dicts([VECTOR[3]]))  # TP: nothing counted in the union
+    assert only_no_target['cIoU'] == 100.0 and only_no_target['gIoU'] == 100.0
+    assert math.isnan(only_no_target['T-acc']) and math.isnan(only_no_target['Pr@0.7'])
+
+
+def test_breakdown_keys():
+    samples = (as_dicts(VECTOR[:2], prompt_modality='text', prompt_types=['text'], setting='1v1') +
+               as_dicts(VECTOR[2:3], prompt_modality='visual', prompt_types=['scribble'], setting='1vN') +
+               as_dicts(VECTOR[3:], prompt_modality='omni', prompt_types=['text', 'mask'], setting='no-target'))
+    m = evaluate(samples)
+    assert m['text/gIoU'] == pytest.approx(100 * (2 / 6 + 8 / 10) / 2)
+    assert m['visual/scribble/gIoU'] == 0.0 and m['visual/scribble/T-acc'] == 0.0
+    assert m['omni/mask/N-acc'] == 50.0 and m['no-target/N-acc'] == 50.0
+    assert m['1vN/cIoU'] == 0.0
+    assert 'text/mask/gIoU' not in m and 'omni/text/gIoU' not in m
+    assert set(k for k in m if '/' not in k) == set(EXPECTED)
+    assert set(evaluate(samples, breakdown=False)) == set(EXPECTED)
+
+
+def test_metric_keeps_counts_not_masks():
+    metric = OmniRISMetric()
+    metric.process({}, as_dicts(VECTOR))
+    assert all(not any(isinstance(v, (torch.Tensor, np.ndarray)) for v in r.values()) for r in metric.results)
+
+
+def test_eval_size_reproduces_the_480_protocol():
+    pred = torch.zeros(1, 10, 20, dtype=torch.uint8)
+    gt = torch.zeros(1, 10, 20, dtype=torch.uint8)
+    gt[:, :, :10] = 1
+    pred[:, :, :5] = 1
+    sample = dict(pred_sem_seg=dict(sem_seg=pred), gt_sem_seg=dict(sem_seg=gt), pred_no_target=False,
+                  gt_no_target=False)
+    assert evaluate([sample], eval_size=(480, 480))['cIoU'] == pytest.approx(50.0)
+    with pytest.raises(ValueError, match='differ in size'):
+        evaluate([dict(sample, pred_sem_seg=dict(sem_seg=pred[:, :5]))])
+
+
+def _worker(rank, port, queue):
+    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
+    torch.distributed.init_process_group('gloo', rank=rank, world_size=2)
+    samples = as_dicts(VECTOR)
+    metric = OmniRISMetric()
+    metric.process({}, samples[rank::2])
+    queue.put((rank, metric.evaluate(len(samples))))
+    torch.distributed.destroy_process_group()
+
+
+def test_results_collected_from_two_processes():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    ctx = mp.get_context('spawn')
+    queue = ctx.SimpleQueue()
+    mp.start_processes(_worker, args=(port, queue), nprocs=2, start_method='spawn')
+    results = dict(queue.get() for _ in range(2))
+    for rank in (0, 1):
+        for key, value in EXPECTED.items():
+            assert results[rank][key] == pytest.approx(value, abs=1e-3)

@@ -1,0 +1,179 @@
+"""Write OmniShapes: a small synthetic OmniRIS set in the official OmniRef file layout.
+
+Images of coloured circles, squares and triangles on a textured background, with
+  - text records ("the red circle", "the blue square on the left", "all yellow shapes",
+    "all triangles", and no-target texts about shapes the image does not have),
+  - visual records (a category present in the image, or a no-target one with
+    ``supp_image_id``/``supp_cat_ids``), their references coming from other images,
+  - omni records (a text record plus a visual record of the same image),
+for train and test splits on disjoint images. Deterministic for a given seed.
+
+Usage: python tools/dataset_converters/make_omnishapes.py data/omnishapes [--num-train 320 --num-test 64]
+"""
+import argparse
+import json
+import os
+import os.path as osp
+
+import cv2
+import numpy as np
+import pycocotools.mask as mask_utils
+
+SHAPES = {1: 'circle', 2: 'square', 3: 'triangle'}
+COLORS = {'red': (220, 40, 40), 'green': (40, 170, 60), 'blue': (40, 80, 220), 'yellow': (230, 200, 40)}
+
+
+def draw_shape(shape: str, cx: int, cy: int, r: int, h: int, w: int) -> np.ndarray:
+    mask = np.zeros((h, w), np.uint8)
+    if shape == 'circle':
+        cv2.circle(mask, (cx, cy), r, 1, -1)
+    elif shape == 'square':
+        cv2.rectangle(mask, (cx - r, cy - r), (cx + r, cy + r), 1, -1)
+    else:
+        pts = np.array([[cx, cy - r], [cx - r, cy + r], [cx + r, cy + r]], np.int32)
+        cv2.fillPoly(mask, [pts], 1)
+    return mask
+
+
+def make_image(rng: np.random.Generator, img_id: int):
+    h, w = int(rng.integers(112, 161)), int(rng.integers(112, 161))
+    base = rng.integers(150, 230, size=3)
+    img = np.clip(base + rng.normal(0, 12, (h, w, 3)), 0, 255).astype(np.uint8)
+    objects, occupied = [], np.zeros((h, w), bool)
+    for _ in range(int(rng.integers(2, 5))):
+        for _attempt in range(30):
+            r = int(rng.integers(11, 21))
+            cx, cy = int(rng.integers(r + 2, w - r - 2)), int(rng.integers(r + 2, h - r - 2))
+            cat = int(rng.integers(1, 4))
+            mask = draw_shape(SHAPES[cat], cx, cy, r, h, w)
+            if not (cv2.dilate(mask, np.ones((5, 5), np.uint8)).astype(bool) & occupied).any():
+                break
+        else:
+            continue
+        color = list(COLORS)[int(rng.integers(len(COLORS)))]
+        rgb = np.clip(np.array(COLORS[color]) + rng.normal(0, 10, 3), 0, 255)
+        img[mask.astype(bool)] = rgb[::-1].astype(np.uint8)  # cv2 writes BGR
+        occupied |= mask.astype(bool)
+        objects.append(dict(category_id=cat, color=color, mask=mask, cx=cx))
+    return img, objects
+
+
+def expressions(objects, rng):
+    """(sentence, target indices) pairs for one image; empty targets = no target."""
+    out = []
+    by_color_shape = {}
+    for i, o in enumerate(objects):
+        by_color_shape.setdefault((o['color'], o['category_id']), []).append(i)
+    for (color, cat), idx in by_color_shape.items():
+        shape = SHAPES[cat]
+        if len(idx) == 1:
+            out.append((f'the {color} {shape}', idx))
+        elif len(idx) == 2:
+            left, right = sorted(idx, key=lambda i: objects[i]['cx'])
+            out.append((f'the {color} {shape} on the left', [left]))
+            out.append((f'the {color} {shape} on the right', [right]))
+    for color in COLORS:
+        idx = [i for i, o in enumerate(objects) if o['color'] == color]
+        if len(idx) >= 2:
+            out.append((f'all {color} shapes', idx))
+    for cat, shape in SHAPES.items():
+        idx = [i for i, o in enumerate(objects) if o['category_id'] == cat]
+        if len(idx) >= 2:
+            out.append((f'all {shape}s', idx))
+    absent = [(c, s) for c in COLORS for s in SHAPES if (c, s) not in by_color_shape]
+    for k in rng.permutation(len(absent))[:2]:
+        color, cat = absent[k]
+        out.append((f'the {color} {SHAPES[cat]}', []))
+    return out
+
+
+def build(out_dir: str, num_train: int, num_test: int, seed: int) -> dict:
+    rng = np.random.default_rng(seed)
+    os.makedirs(osp.join(out_dir, 'images'), exist_ok=True)
+    images, next_ann = [], 1
+    for img_id in range(1, num_train + num_test + 1):
+        img, objects = make_image(rng, img_id)
+        file_name = f'omnishapes_{img_id:06d}.png'
+        cv2.imwrite(osp.join(out_dir, 'images', file_name), img)
+        anns = []
+        for o in objects:
+            rle = mask_utils.encode(np.asfortranarray(o['mask']))
+            rle['counts'] = rle['counts'].decode('ascii')
+            x, y, bw, bh = mask_utils.toBbox(rle).tolist()
+            anns.append(dict(id=next_ann, image_id=img_id, category_id=o['category_id'], segmentation=rle,
+                             area=float(mask_utils.area(rle)), bbox=[x, y, bw, bh], iscrowd=0,
+                             color=o['color']))
+            next_ann += 1
+        images.append(dict(info=dict(id=img_id, file_name=file_name, height=img.shape[0], width=img.shape[1]),
+                           anns=anns, objects=objects, split='train' if img_id <= num_train else 'test'))
+
+    supp = {}
+    for im in images:
+        for a in im['anns']:
+            supp.setdefault(str(a['category_id']), []).append(dict(
+                image_id=im['info']['id'], file_name=im['info']['file_name'], height=im['info']['height'],
+                width=im['info']['width'], annotations={k: a[k] for k in
+                                                        ('id', 'segmentation', 'bbox', 'area', 'category_id',
+                                                         'iscrowd')}))
+    cats_of = {im['info']['id']: {a['category_id'] for a in im['anns']} for im in images}
+    categories = [dict(id=c, name=s, supercategory='shape') for c, s in SHAPES.items()]
+    omniref, instances = {}, {}
+    ref_id, sent_id = 1, 1
+    for split in ('train', 'test'):
+        split_images = [im for im in images if im['split'] == split]
+        coco = dict(images=[im['info'] for im in split_images],
+                    annotations=[a for im in split_images for a in im['anns']], categories=categories)
+        text, visual, omni = [], [], []
+        for im in split_images:
+            info, anns = im['info'], im['anns']
+            for sentence, idx in expressions(im['objects'], rng):
+                ids = [anns[i]['id'] for i in idx] or [-1]
+                cat_ids = sorted({anns[i]['category_id'] for i in idx}) or [-1]
+                text.append(dict(ref_id=ref_id, image_id=info['id'], file_name=info['file_name'],
+                                 height=info['height'], width=info['width'], ann_id=ids, category_id=cat_ids,
+                                 split=f'text-{split}', sentences=[dict(raw=sentence, sent=sentence,
+                                                                        sent_id=sent_id,
+                                                                        tokens=sentence.split())]))
+                ref_id += 1
+                sent_id += 1
+            present = sorted(cats_of[info['id']])
+            for cat in present:
+                visual.append(dict(image_id=info['id'], file_name=info['file_name'], height=info['height'],
+                                   width=info['width'], ann_id=[a['id'] for a in anns if a['category_id'] == cat],
+                                   category_id=cat, categories=present))
+            absent = [c for c in SHAPES if c not in present]
+            if absent:
+                donors = [i for i, cats in cats_of.items() if i != info['id'] and set(absent) & cats]
+                donor = int(donors[int(rng.integers(len(donors)))])
+                visual.append(dict(image_id=info['id'], file_name=info['file_name'], height=info['height'],
+                                   width=info['width'], ann_id=[-1], category_id=-1, categories=present,
+                                   supp_image_id=donor, supp_cat_ids=sorted(set(absent) & cats_of[donor])))
+            img_text = [t for t in text if t['image_id'] == info['id']]
+            img_visual = [v for v in visual if v['image_id'] == info['id']]
+            for k in rng.permutation(len(img_text))[:2]:
+                record = dict(img_text[k], ref_id=ref_id, split=f'omni-{split}')
+                record['visual_data'] = img_visual[int(rng.integers(len(img_visual)))]
+                omni.append(record)
+                ref_id += 1
+        for kind, records in (('text', text), ('visual', visual), ('omni', omni)):
+            omniref[f'{kind}-{split}'] = records
+            instances[f'{kind}-{split}'] = coco
+    for name, content in (('OmniRef.json', omniref), ('instances.json', instances), ('SuppImageAnns.json', supp)):
+        with open(osp.join(out_dir, name), 'w') as f:
+            json.dump(content, f)
+    return {k: len(v) for k, v in omniref.items()}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('out_dir', help='output folder (OmniRef.json, instances.json, SuppImageAnns.json, images/)')
+    parser.add_argument('--num-train', type=int, default=320, help='training images')
+    parser.add_argument('--num-test', type=int, default=64, help='test images')
+    parser.add_argument('--seed', type=int, default=0)
+    args = parser.parse_args()
+    counts = build(args.out_dir, args.num_train, args.num_test, args.seed)
+    print(f'OmniShapes written to {args.out_dir}: ' + ', '.join(f'{k} {v}' for k, v in counts.items()))
+
+
+if __name__ == '__main__':
+    main()

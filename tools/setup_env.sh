@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Creates or updates the project environment in .venv (idempotent; a second run only checks).
+# Usage: bash tools/setup_env.sh [--tests]
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+PY="${PYTHON:-python3.11}"
+command -v "$PY" >/dev/null 2>&1 || PY=python3
+VENV="$ROOT/.venv"
+TORCH_SPEC="${TORCH_SPEC:-torch==2.13.0}"
+MMCV_VERSION=2.1.0
+WITH_TESTS=0
+[[ "${1:-}" == "--tests" ]] && WITH_TESTS=1
+
+log() { printf '[setup] %s\n' "$*"; }
+
+if [[ ! -x "$VENV/bin/python" ]]; then
+  log "creating $VENV with $($PY --version)"
+  "$PY" -m venv "$VENV"
+fi
+VPY="$VENV/bin/python"
+PIP=("$VPY" -m pip --disable-pip-version-check)
+CONSTRAINTS=(-c "$ROOT/requirements/constraints.txt")
+
+stamp="$VENV/.omniris_stamp"
+want="$(cat requirements/*.txt setup.py 2>/dev/null | sha1sum | cut -d' ' -f1)-$TORCH_SPEC-$WITH_TESTS"
+if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]] && "$VPY" -c "import mmcv._ext, omniris_mm" 2>/dev/null; then
+  log "environment up to date ($VENV)"
+  exit 0
+fi
+
+log "base tools"
+"${PIP[@]}" install -q "${CONSTRAINTS[@]}" "pip>=24" setuptools wheel ninja
+log "installing $TORCH_SPEC"
+read -ra TORCH_ARGS <<< "$TORCH_SPEC"
+"${PIP[@]}" install -q "${CONSTRAINTS[@]}" "${TORCH_ARGS[@]}" numpy
+
+# mmcv 2.1.0 ships only a source distribution. Without --no-build-isolation pip builds it against a
+# fresh torch-less environment and silently skips the compiled ops, which mmdet.models needs.
+if ! "$VPY" -c "import mmcv; assert mmcv.__version__ == '$MMCV_VERSION'; import mmcv._ext" 2>/dev/null; then
+  log "building mmcv==$MMCV_VERSION with its ops (about 9 minutes on 2 cores; pip caches the wheel)"
+  "${PIP[@]}" uninstall -y -q mmcv mmcv-full mmcv-lite 2>/dev/null || true
+  MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-2}" FORCE_CUDA="${FORCE_CUDA:-0}" \
+    "${PIP[@]}" install "${CONSTRAINTS[@]}" "mmcv==$MMCV_VERSION" --no-build-isolation
+fi
+if ! "$VPY" -c "import mmcv._ext; from mmcv.ops import MultiScaleDeformableAttention" ; then
+  echo "[setup] ERROR: mmcv $MMCV_VERSION is installed without its compiled ops (mmcv._ext)." >&2
+  echo "[setup] Remove a cached wheel with 'pip cache remove mmcv' and run this script again." >&2
+  exit 1
+fi
+
+log "runtime requirements"
+"${PIP[@]}" install -q "${CONSTRAINTS[@]}" -r requirements/runtime.txt
+if [[ $WITH_TESTS == 1 ]]; then
+  log "test requirements"
+  "${PIP[@]}" install -q "${CONSTRAINTS[@]}" -r requirements/tests.txt
+fi
+log "installing omniris_mm (editable)"
+"${PIP[@]}" install -q --no-deps --no-build-isolation -e .
+"$VPY" -c "import mmcv._ext, mmdet.models, omniris_mm; print('[setup] ok: torch', __import__('torch').__version__, 'mmcv', __import__('mmcv').__version__, 'mmdet', __import__('mmdet').__version__, 'transformers', __import__('transformers').__version__)"
+echo "$want" > "$stamp"
