@@ -10,10 +10,7 @@ def read_version():
 
 def read_requirements(path):
     with open(path) as f:
-        return [
-            line.split('#')[0].strip() for line in f
-            if line.split('#')[0].strip()
-        ]
+        return [line.split('#')[0].strip() for line in f if line.split('#')[0].strip()]
 
 
 setup(

@@ -4,6 +4,7 @@ Importing the package registers its modules into MMDetection's registries
 (configs: ``custom_imports=dict(imports=['omniris_mm'], allow_failed_imports=False)``
 with ``default_scope='mmdet'``) and applies the stack fixes of :mod:`omniris_mm.compat`.
 """
+
 from . import compat
 from .version import __version__
 

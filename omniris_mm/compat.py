@@ -14,6 +14,7 @@ show each failure).
    device, and ``MMDistributedDataParallel`` drops ``device_ids`` for CPU modules,
    so ``tools/dist_train.sh CONFIG 2`` trains on CPUs.
 """
+
 import os
 import os.path as osp
 

@@ -1,4 +1,5 @@
 """Each fix of omniris_mm.compat, shown to fail without it (OMNIRIS_MM_DISABLE_COMPAT=1)."""
+
 import os
 import os.path as osp
 import socket
@@ -40,8 +41,23 @@ def free_port():
 
 def test_two_process_training_on_cpu(tmp_path):
     def launch(work_dir, disable):
-        return run([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_port',
-                    str(free_port()), TOY, str(work_dir), '2', '0', 'pytorch'], disable=disable)
+        return run(
+            [
+                sys.executable,
+                '-m',
+                'torch.distributed.run',
+                '--nproc_per_node',
+                '2',
+                '--master_port',
+                str(free_port()),
+                TOY,
+                str(work_dir),
+                '2',
+                '0',
+                'pytorch',
+            ],
+            disable=disable,
+        )
 
     without = launch(tmp_path / 'off', disable=True)
     assert without.returncode != 0

@@ -4,8 +4,14 @@ import omniris_mm  # noqa: F401
 
 NAMES = {
     DATASETS: ['OmniRefDataset', 'GRefCocoDataset', 'RefCocoOmniDataset', 'CocoVisualPromptDataset'],
-    TRANSFORMS: ['LoadOmniAnnotations', 'LoadVisualPrompts', 'SynthesizePromptMaps', 'OmniResize',
-                 'OmniRandomFlip', 'PackOmniInputs'],
+    TRANSFORMS: [
+        'LoadOmniAnnotations',
+        'LoadVisualPrompts',
+        'SynthesizePromptMaps',
+        'OmniResize',
+        'OmniRandomFlip',
+        'PackOmniInputs',
+    ],
     METRICS: ['OmniRISMetric', 'FewShotSegMetric'],
 }
 

@@ -22,12 +22,16 @@ VPY="$VENV/bin/python"
 PIP=("$VPY" -m pip --disable-pip-version-check)
 CONSTRAINTS=(-c "$ROOT/requirements/constraints.txt")
 
+# Stamps: what this venv was set up from. A run that asks for nothing new only checks.
 stamp="$VENV/.omniris_stamp"
-want="$(cat requirements/*.txt setup.py 2>/dev/null | sha1sum | cut -d' ' -f1)-$TORCH_SPEC-$WITH_TESTS"
-if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]] && "$VPY" -c "import mmcv._ext, omniris_mm" 2>/dev/null; then
+want="$(cat requirements/*.txt setup.py 2>/dev/null | sha1sum | cut -d' ' -f1) $TORCH_SPEC"
+have="$(cat "$stamp" 2>/dev/null || true)"
+if [[ "$have" == "$want tests" || ( "$have" == "$want" && $WITH_TESTS == 0 ) ]] \
+    && "$VPY" -c "import mmcv._ext, omniris_mm" 2>/dev/null; then
   log "environment up to date ($VENV)"
   exit 0
 fi
+[[ "$have" == "$want tests" ]] && WITH_TESTS=1
 
 log "base tools"
 "${PIP[@]}" install -q "${CONSTRAINTS[@]}" "pip>=24" setuptools wheel ninja
@@ -56,6 +60,9 @@ if [[ $WITH_TESTS == 1 ]]; then
   "${PIP[@]}" install -q "${CONSTRAINTS[@]}" -r requirements/tests.txt
 fi
 log "installing omniris_mm (editable)"
-"${PIP[@]}" install -q --no-deps --no-build-isolation -e .
+if ! "${PIP[@]}" install -q --no-deps --no-build-isolation -e . > "$VENV/.editable_install.log" 2>&1; then
+  cat "$VENV/.editable_install.log" >&2
+  exit 1
+fi
 "$VPY" -c "import mmcv._ext, mmdet.models, omniris_mm; print('[setup] ok: torch', __import__('torch').__version__, 'mmcv', __import__('mmcv').__version__, 'mmdet', __import__('mmdet').__version__, 'transformers', __import__('transformers').__version__)"
-echo "$want" > "$stamp"
+if [[ $WITH_TESTS == 1 ]]; then echo "$want tests" > "$stamp"; else echo "$want" > "$stamp"; fi

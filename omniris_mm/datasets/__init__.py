@@ -2,12 +2,18 @@ from .base_omni import BaseOmniDataset, OmniDatasetMixin
 from .coco_visual import CocoVisualPromptDataset
 from .grefcoco import GRefCocoDataset
 from .omniref import OmniRefDataset
-from .reference_db import ReferenceDatabase
 from .refcoco import RefCocoOmniDataset
+from .reference_db import ReferenceDatabase
 from .transforms import *  # noqa: F401,F403
 from .utils import OmniDataError
 
 __all__ = [
-    'BaseOmniDataset', 'OmniDatasetMixin', 'CocoVisualPromptDataset', 'GRefCocoDataset', 'OmniRefDataset',
-    'ReferenceDatabase', 'RefCocoOmniDataset', 'OmniDataError'
+    'BaseOmniDataset',
+    'OmniDatasetMixin',
+    'CocoVisualPromptDataset',
+    'GRefCocoDataset',
+    'OmniRefDataset',
+    'ReferenceDatabase',
+    'RefCocoOmniDataset',
+    'OmniDataError',
 ]

@@ -1,13 +1,24 @@
 """The sample layout shared by every OmniRIS dataset, and the logic that builds it."""
-from typing import List, Optional, Sequence
+
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 from mmengine.dataset import BaseDataset
 from mmengine.logging import print_log
+from mmengine.registry import DefaultScope
 
 from .reference_db import ReferenceDatabase
-from .utils import (VISUAL_PROMPT_TYPES, CocoIndex, OmniDataError, coco_file_name, join_img_path, require,
-                    setting_of, target_ann_ids, xywh_to_xyxy)
+from .utils import (
+    VISUAL_PROMPT_TYPES,
+    CocoIndex,
+    OmniDataError,
+    coco_file_name,
+    join_img_path,
+    require,
+    setting_of,
+    target_ann_ids,
+    xywh_to_xyxy,
+)
 
 
 class OmniDatasetMixin:
@@ -44,10 +55,11 @@ class OmniDatasetMixin:
             (e.g. one test config per type). None lets the pipeline choose.
     """
 
-    METAINFO = dict(classes=('object', ))
+    METAINFO = dict(classes=('object',))
 
-    def __init__(self, *args, on_invalid: str = 'error', pairing_seed: int = 0,
-                 prompt_type: Optional[str] = None, **kwargs):
+    def __init__(
+        self, *args, on_invalid: str = 'error', pairing_seed: int = 0, prompt_type: Optional[str] = None, **kwargs
+    ):
         if on_invalid not in ('error', 'skip'):
             raise ValueError(f"on_invalid must be 'error' or 'skip', got {on_invalid!r}")
         if prompt_type is not None and prompt_type not in VISUAL_PROMPT_TYPES:
@@ -56,16 +68,21 @@ class OmniDatasetMixin:
         self.pairing_seed = pairing_seed
         self.prompt_type = prompt_type
         self.skipped: List[str] = []
-        self.ref_db: Optional[ReferenceDatabase] = None
-        super().__init__(*args, **kwargs)
+        # Reference databases by name, tried in order; a value may be a function that
+        # builds the database on first use.
+        self.ref_dbs: Dict[str, Union[ReferenceDatabase, Callable[[], ReferenceDatabase]]] = {}
+        # Outside a Runner (a script, a notebook) no registry scope is set: build the
+        # pipeline from mmdet's registries, where omniris_mm registers its transforms.
+        scope = None if DefaultScope.get_current_instance() is not None else 'mmdet'
+        with DefaultScope.overwrite_default_scope(scope):
+            super().__init__(*args, **kwargs)
 
     # -- invalid input -------------------------------------------------------------
     def _skip_or_raise(self, err: OmniDataError) -> None:
         if self.on_invalid == 'error':
             raise err
         self.skipped.append(str(err))
-        print_log(f'{type(self).__name__}: skipped ({len(self.skipped)} so far): {err}',
-                  logger='current', level=30)
+        print_log(f'{type(self).__name__}: skipped ({len(self.skipped)} so far): {err}', logger='current', level=30)
 
     def _parse_records(self, records: Sequence, parse, where: str) -> List[dict]:
         """Apply ``parse(record, record_where)`` to each record, skipping or raising on bad ones."""
@@ -78,8 +95,11 @@ class OmniDatasetMixin:
             except (KeyError, TypeError, ValueError) as err:
                 self._skip_or_raise(OmniDataError(f'{where} record {i}: malformed record ({err!r})'))
         if self.skipped:
-            print_log(f'{type(self).__name__}: {len(self.skipped)} invalid record(s) skipped in {where}',
-                      logger='current', level=30)
+            print_log(
+                f'{type(self).__name__}: {len(self.skipped)} invalid record(s) skipped in {where}',
+                logger='current',
+                level=30,
+            )
         if not data_list:
             raise OmniDataError(f'{where}: no valid sample')
         return data_list
@@ -89,10 +109,13 @@ class OmniDatasetMixin:
         img = coco.images.get(int(record['image_id']))
         if img is None:
             if not all(k in record for k in ('file_name', 'height', 'width')):
-                raise OmniDataError(f'{where}: image_id {record["image_id"]} is not in {coco.source} '
-                                    'and the record has no file_name/height/width')
-            img = dict(id=record['image_id'], file_name=record['file_name'], height=record['height'],
-                       width=record['width'])
+                raise OmniDataError(
+                    f'{where}: image_id {record["image_id"]} is not in {coco.source} '
+                    'and the record has no file_name/height/width'
+                )
+            img = dict(
+                id=record['image_id'], file_name=record['file_name'], height=record['height'], width=record['width']
+            )
         return img
 
     def _targets(self, record: dict, coco: CocoIndex, where: str) -> List[dict]:
@@ -104,7 +127,7 @@ class OmniDatasetMixin:
         return [coco.target(a, record['image_id'], where) for a in ids]
 
     def _sentences(self, record: dict, where: str) -> List[tuple]:
-        require(record, ('sentences', ), where)
+        require(record, ('sentences',), where)
         sentences = []
         for sent in record['sentences']:
             text = sent.get('sent') or sent.get('raw') if isinstance(sent, dict) else None
@@ -126,8 +149,9 @@ class OmniDatasetMixin:
             for sid, text in self._sentences(ref, where)
         ]
 
-    def _sample(self, img: dict, targets: List[dict], text: Optional[str], queries: List[dict],
-                modality: str, where: str) -> dict:
+    def _sample(
+        self, img: dict, targets: List[dict], text: Optional[str], queries: List[dict], modality: str, where: str
+    ) -> dict:
         """One sample in the shared layout (see the class docstring)."""
         img_prefix = self.data_prefix.get('img_path', '')
         img_id = int(img['id'])
@@ -138,25 +162,50 @@ class OmniDatasetMixin:
             height=int(img['height']),
             width=int(img['width']),
             instances=[
-                dict(mask=ann['segmentation'], bbox=xywh_to_xyxy(ann['bbox']), bbox_label=0, ignore_flag=0,
-                     ann_id=int(ann['id']), category_id=int(ann['category_id'])) for ann in targets
+                dict(
+                    mask=ann['segmentation'],
+                    bbox=xywh_to_xyxy(ann['bbox']),
+                    bbox_label=0,
+                    ignore_flag=0,
+                    ann_id=int(ann['id']),
+                    category_id=int(ann['category_id']),
+                )
+                for ann in targets
             ],
             gt_no_target=not targets,
             text=text,
             visual_queries=queries,
             prompt_modality=modality,
             setting=setting_of(num_prompts, len(targets)),
-            record_id=where)
+            record_id=where,
+        )
 
-    def _query(self, category_ids, where: str, exclude_image_id=None, image_id=None) -> dict:
-        """A visual prompt to be paired at fetch time; fails now if no reference can exist."""
-        query = dict(category_ids=[int(c) for c in category_ids], exclude_image_id=exclude_image_id,
-                     image_id=image_id, prompt_type=self.prompt_type)
-        if self.ref_db is None or not self.ref_db.has_reference(query):
-            place = f'in image {image_id}' if image_id is not None else f'in any image other than {exclude_image_id}'
-            raise OmniDataError(f'{where}: no reference instance of category {query["category_ids"]} {place} '
-                                f'in {getattr(self.ref_db, "source", "the reference database")}')
-        return query
+    def ref_db(self, name: str) -> ReferenceDatabase:
+        db = self.ref_dbs[name]
+        if not isinstance(db, ReferenceDatabase):
+            db = self.ref_dbs[name] = db()
+        return db
+
+    def _query(
+        self, category_ids, where: str, exclude_image_id=None, image_id=None, sources: Optional[Sequence[str]] = None
+    ) -> dict:
+        """A visual prompt to be paired at fetch time, from the first reference database
+        in ``sources`` (default: all, in order) that can serve it. Fails now if none can."""
+        query = dict(
+            category_ids=[int(c) for c in category_ids],
+            exclude_image_id=exclude_image_id,
+            image_id=image_id,
+            prompt_type=self.prompt_type,
+        )
+        sources = list(sources or self.ref_dbs)
+        for name in sources:
+            if self.ref_db(name).has_reference(query):
+                return dict(query, source=name)
+        place = f'in image {image_id}' if image_id is not None else f'in any image other than {exclude_image_id}'
+        searched = ', '.join(self.ref_db(n).source for n in sources) or 'no reference database'
+        raise OmniDataError(
+            f'{where}: no reference instance of category {query["category_ids"]} {place} (searched {searched})'
+        )
 
     def _union_ids(self, *target_lists: List[dict]) -> List[dict]:
         seen, union = set(), []
@@ -179,7 +228,7 @@ class OmniDatasetMixin:
         rng = self._sample_rng(info['sample_idx'])
         prompts = []
         for query in info.pop('visual_queries', []):
-            ref = self.ref_db.draw(query, rng)
+            ref = self.ref_db(query['source']).draw(query, rng)
             if ref is None:
                 raise OmniDataError(f'{info["record_id"]}: no reference for {query}')
             ref['prompt_type'] = query.get('prompt_type')

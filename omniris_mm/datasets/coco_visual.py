@@ -27,9 +27,16 @@ class CocoVisualPromptDataset(BaseOmniDataset):
         seed (int): Seed of the no-target category choice.
     """
 
-    def __init__(self, ann_file: str, data_prefix: dict = dict(img_path=''), no_target_per_image: int = 1,
-                 min_ref_area: float = 0.0, category_ids: Optional[Sequence[int]] = None, seed: int = 0,
-                 **kwargs):
+    def __init__(
+        self,
+        ann_file: str,
+        data_prefix: dict = dict(img_path=''),
+        no_target_per_image: int = 1,
+        min_ref_area: float = 0.0,
+        category_ids: Optional[Sequence[int]] = None,
+        seed: int = 0,
+        **kwargs,
+    ):
         self.no_target_per_image = no_target_per_image
         self.min_ref_area = min_ref_area
         self.category_ids = None if category_ids is None else [int(c) for c in category_ids]
@@ -38,13 +45,14 @@ class CocoVisualPromptDataset(BaseOmniDataset):
 
     def load_data_list(self) -> List[dict]:
         coco = CocoIndex(load_json(self.ann_file), self.ann_file)
-        self.ref_db = ReferenceDatabase.from_coco(coco, self.data_prefix.get('img_path', ''), self.min_ref_area,
-                                                  self.category_ids)
-        if not len(self.ref_db):
+        refs = ReferenceDatabase.from_coco(
+            coco, self.data_prefix.get('img_path', ''), self.min_ref_area, self.category_ids
+        )
+        if not len(refs):
             raise OmniDataError(f'{self.ann_file}: no instance can serve as a reference')
+        self.ref_dbs['instances'] = refs
         images = [coco.images[i] for i in sorted(coco.images)]
-        return self._parse_records(images, lambda img, where: self._image_samples(coco, img, where),
-                                   self.ann_file)
+        return self._parse_records(images, lambda img, where: self._image_samples(coco, img, where), self.ann_file)
 
     def _image_samples(self, coco: CocoIndex, img: dict, where: str) -> List[dict]:
         img_id = int(img['id'])
@@ -60,19 +68,30 @@ class CocoVisualPromptDataset(BaseOmniDataset):
         for cat in sorted(by_cat):
             cat_where = f'{where} category_id={cat}'
             query = dict(category_ids=[cat], exclude_image_id=img_id, image_id=None)
-            if not self.ref_db.has_reference(query):
+            if not self.ref_db('instances').has_reference(query):
                 # Generated, not an annotated record: a category seen in one image only has no
                 # reference elsewhere. Counted and logged through the skip path.
                 self.skipped.append(f'{cat_where}: no reference of this category in another image')
                 continue
             targets = [coco.target(ann['id'], img_id, cat_where) for ann in by_cat[cat]]
-            samples.append(self._sample(img, targets, None, [self._query([cat], cat_where, exclude_image_id=img_id)],
-                                        'visual', cat_where))
-        absent = [c for c in self.ref_db.category_ids if c not in present]
+            samples.append(
+                self._sample(
+                    img, targets, None, [self._query([cat], cat_where, exclude_image_id=img_id)], 'visual', cat_where
+                )
+            )
+        absent = [c for c in self.ref_db('instances').category_ids if c not in present]
         rng = np.random.default_rng([self.seed, img_id])
-        for cat in rng.permutation(absent)[:self.no_target_per_image]:
-            samples.append(self._sample(img, [], None, [self._query([int(cat)], where, exclude_image_id=img_id)],
-                                        'visual', f'{where} no-target category_id={int(cat)}'))
+        for cat in rng.permutation(absent)[: self.no_target_per_image]:
+            samples.append(
+                self._sample(
+                    img,
+                    [],
+                    None,
+                    [self._query([int(cat)], where, exclude_image_id=img_id)],
+                    'visual',
+                    f'{where} no-target category_id={int(cat)}',
+                )
+            )
         if not samples:
             raise OmniDataError(f'{where}: the image gives no sample')
         return samples

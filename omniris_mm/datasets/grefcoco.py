@@ -20,8 +20,14 @@ class GRefCocoDataset(BaseOmniDataset):
         data_prefix (dict): ``img_path``: folder of the COCO train2014 images.
     """
 
-    def __init__(self, ann_file: str = 'instances.json', split_file: str = 'grefs(unc).json',
-                 split: str = 'val', data_prefix: dict = dict(img_path='images/train2014/'), **kwargs):
+    def __init__(
+        self,
+        ann_file: str = 'instances.json',
+        split_file: str = 'grefs(unc).json',
+        split: str = 'val',
+        data_prefix: dict = dict(img_path='images/train2014/'),
+        **kwargs,
+    ):
         self.split_file = split_file
         self.split = split
         super().__init__(ann_file=ann_file, data_prefix=data_prefix, **kwargs)
@@ -37,5 +43,6 @@ class GRefCocoDataset(BaseOmniDataset):
             raise OmniDataError(f'{self.split_file}: expected a list of refs')
         coco = CocoIndex(load_json(self.ann_file), self.ann_file)
         refs = [r for r in refs if isinstance(r, dict) and r.get('split') == self.split]
-        return self._parse_records(refs, lambda r, w: self.text_samples(r, coco, w),
-                                   f'{self.split_file} [{self.split}]')
+        return self._parse_records(
+            refs, lambda r, w: self.text_samples(r, coco, w), f'{self.split_file} [{self.split}]'
+        )

@@ -1,4 +1,5 @@
 import os.path as osp
+from functools import partial
 from typing import List
 
 from mmdet.registry import DATASETS
@@ -33,9 +34,15 @@ class OmniRefDataset(BaseOmniDataset):
         **kwargs: :class:`OmniDatasetMixin` and ``BaseDataset`` arguments.
     """
 
-    def __init__(self, ann_file: str = 'OmniRef.json', split: str = 'visual-test',
-                 instances_file: str = 'instances.json', supp_file: str = 'SuppImageAnns.json',
-                 data_prefix: dict = dict(img_path='images/train2014/'), **kwargs):
+    def __init__(
+        self,
+        ann_file: str = 'OmniRef.json',
+        split: str = 'visual-test',
+        instances_file: str = 'instances.json',
+        supp_file: str = 'SuppImageAnns.json',
+        data_prefix: dict = dict(img_path='images/train2014/'),
+        **kwargs,
+    ):
         self.split = split
         self.instances_file = instances_file
         self.supp_file = supp_file
@@ -65,8 +72,17 @@ class OmniRefDataset(BaseOmniDataset):
         needs_refs = any(isinstance(r, dict) and ('sentences' not in r or 'visual_data' in r) for r in records)
         if needs_refs:
             ref_prefix = self.data_prefix.get('ref_img_path', self.data_prefix.get('img_path', ''))
-            self.ref_db = ReferenceDatabase.from_supp_anns(load_json(self.supp_file), ref_prefix, self.supp_file)
-        return self._parse_records(records, self.parse_record, f'{self.ann_file} [{self.split}]')
+            self.ref_dbs['supp'] = ReferenceDatabase.from_supp_anns(
+                load_json(self.supp_file), ref_prefix, self.supp_file
+            )
+            # A no-target record names its reference image; when SuppImageAnns has no instance of the
+            # chosen categories there, the image's own annotations in instances.json can serve.
+            self.ref_dbs['instances'] = partial(ReferenceDatabase.from_coco, self.coco, ref_prefix)
+        data_list = self._parse_records(records, self.parse_record, f'{self.ann_file} [{self.split}]')
+        # Keep only what fetching needs: the databases that some sample draws from.
+        self.ref_dbs = {k: v for k, v in self.ref_dbs.items() if isinstance(v, ReferenceDatabase)}
+        del self.coco
+        return data_list
 
     def parse_record(self, record: dict, where: str) -> List[dict]:
         require(record, ('image_id', 'ann_id'), where)
@@ -75,8 +91,10 @@ class OmniRefDataset(BaseOmniDataset):
             visual = record['visual_data']
             require(visual, ('image_id', 'ann_id'), f'{where} visual_data')
             if int(visual['image_id']) != int(record['image_id']):
-                raise OmniDataError(f'{where}: visual_data is about image {visual["image_id"]}, '
-                                    f'the text about image {record["image_id"]}')
+                raise OmniDataError(
+                    f'{where}: visual_data is about image {visual["image_id"]}, '
+                    f'the text about image {record["image_id"]}'
+                )
             visual_targets = self._targets(visual, self.coco, f'{where} visual_data')
             targets = self._union_ids(self._targets(record, self.coco, where), visual_targets)
             query = self._visual_query(visual, visual_targets, f'{where} visual_data')
@@ -91,7 +109,11 @@ class OmniRefDataset(BaseOmniDataset):
 
     def _visual_query(self, record: dict, targets: list, where: str) -> dict:
         if targets:
-            require(record, ('category_id', ), where)
-            return self._query([record['category_id']], where, exclude_image_id=int(record['image_id']))
+            require(record, ('category_id',), where)
+            return self._query(
+                [record['category_id']], where, exclude_image_id=int(record['image_id']), sources=['supp']
+            )
         require(record, ('supp_image_id', 'supp_cat_ids'), f'{where} (no-target visual record)')
-        return self._query(record['supp_cat_ids'], where, image_id=int(record['supp_image_id']))
+        return self._query(
+            record['supp_cat_ids'], where, image_id=int(record['supp_image_id']), sources=['supp', 'instances']
+        )

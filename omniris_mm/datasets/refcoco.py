@@ -18,10 +18,24 @@ class RefCocoOmniDataset(OmniDatasetMixin, RefCocoDataset):
     sample per image, so that every sentence is scored as in the RIS benchmarks.
     """
 
-    def __init__(self, data_root: str, ann_file: str, split_file: str,
-                 data_prefix: dict = dict(img_path='images/train2014/'), split: str = 'val', **kwargs):
-        super().__init__(data_root=data_root, ann_file=ann_file, split_file=split_file,
-                         data_prefix=data_prefix, split=split, text_mode='original', **kwargs)
+    def __init__(
+        self,
+        data_root: str,
+        ann_file: str,
+        split_file: str,
+        data_prefix: dict = dict(img_path='images/train2014/'),
+        split: str = 'val',
+        **kwargs,
+    ):
+        super().__init__(
+            data_root=data_root,
+            ann_file=ann_file,
+            split_file=split_file,
+            data_prefix=data_prefix,
+            split=split,
+            text_mode='original',
+            **kwargs,
+        )
 
     def load_data_list(self) -> List[dict]:
         try:
@@ -32,5 +46,6 @@ class RefCocoOmniDataset(OmniDatasetMixin, RefCocoDataset):
             raise OmniDataError(f'{self.split_file} is not a readable refs pickle: {err!r}') from None
         coco = CocoIndex(load_json(self.ann_file), self.ann_file)
         refs = [r for r in self.splits if isinstance(r, dict) and r.get('split') == self.split]
-        return self._parse_records(refs, lambda r, w: self.text_samples(r, coco, w),
-                                   f'{self.split_file} [{self.split}]')
+        return self._parse_records(
+            refs, lambda r, w: self.text_samples(r, coco, w), f'{self.split_file} [{self.split}]'
+        )

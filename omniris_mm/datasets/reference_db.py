@@ -1,4 +1,5 @@
 """The reference database: instances that can serve as visual prompts, by category."""
+
 import pickle
 from typing import Dict, Iterable, List, Optional, Sequence
 
@@ -29,9 +30,7 @@ class ReferenceDatabase:
         self._bytes = np.concatenate(blobs) if blobs else np.zeros(0, np.uint8)
         self._img_ids = np.asarray(imgs, dtype=np.int64)
         cats_arr = np.asarray(cats, dtype=np.int64)
-        self._by_cat: Dict[int, np.ndarray] = {
-            int(c): np.flatnonzero(cats_arr == c) for c in np.unique(cats_arr)
-        }
+        self._by_cat: Dict[int, np.ndarray] = {int(c): np.flatnonzero(cats_arr == c) for c in np.unique(cats_arr)}
 
     def __len__(self) -> int:
         return len(self._addr)
@@ -42,10 +41,11 @@ class ReferenceDatabase:
 
     def __getitem__(self, idx: int) -> dict:
         start = 0 if idx == 0 else int(self._addr[idx - 1])
-        return pickle.loads(self._bytes[start:int(self._addr[idx])].tobytes())
+        return pickle.loads(self._bytes[start : int(self._addr[idx])].tobytes())
 
-    def candidates(self, category_id: int, exclude_image_id: Optional[int] = None,
-                   image_id: Optional[int] = None) -> np.ndarray:
+    def candidates(
+        self, category_id: int, exclude_image_id: Optional[int] = None, image_id: Optional[int] = None
+    ) -> np.ndarray:
         """Indices of the entries of ``category_id``, optionally restricted to one
         image or excluding one image."""
         idx = self._by_cat.get(int(category_id), np.zeros(0, np.int64))
@@ -56,8 +56,9 @@ class ReferenceDatabase:
         return idx
 
     def has_reference(self, query: dict) -> bool:
-        return any(len(self.candidates(c, query.get('exclude_image_id'), query.get('image_id')))
-                   for c in query['category_ids'])
+        return any(
+            len(self.candidates(c, query.get('exclude_image_id'), query.get('image_id'))) for c in query['category_ids']
+        )
 
     def draw(self, query: dict, rng: np.random.Generator) -> Optional[dict]:
         """Draw one reference for ``query``: a category from ``query['category_ids']``
@@ -82,16 +83,18 @@ class ReferenceDatabase:
                     where = f'{source} category {cat} entry {i}'
                     require(item, ('image_id', 'file_name', 'height', 'width', 'annotations'), where)
                     ann = item['annotations']
-                    require(ann, ('segmentation', ), where)
+                    require(ann, ('segmentation',), where)
                     check_segmentation(ann, item['height'], item['width'], where)
                     yield _entry(join_img_path(img_prefix, item['file_name']), item, ann, int(cat))
 
         return cls(entries(), source)
 
     @classmethod
-    def from_coco(cls, coco: CocoIndex, img_prefix: str, min_area: float = 0.0,
-                  category_ids: Optional[Sequence[int]] = None) -> 'ReferenceDatabase':
+    def from_coco(
+        cls, coco: CocoIndex, img_prefix: str, min_area: float = 0.0, category_ids: Optional[Sequence[int]] = None
+    ) -> 'ReferenceDatabase':
         """Every non-crowd instance of a COCO-format set whose area reaches ``min_area``."""
+
         def entries():
             for ann in coco.anns.values():
                 if ann.get('iscrowd', 0) or float(ann.get('area', 1)) < min_area:
@@ -115,4 +118,5 @@ def _entry(img_path: str, img: dict, ann: dict, category_id: int) -> dict:
         mask=ann['segmentation'],
         bbox=xywh_to_xyxy(ann['bbox']) if 'bbox' in ann else None,
         ann_id=int(ann.get('id', -1)),
-        category_id=category_id)
+        category_id=category_id,
+    )

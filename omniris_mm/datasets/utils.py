@@ -1,4 +1,5 @@
 """Helpers shared by the OmniRIS datasets and transforms: errors, masks, COCO look-ups."""
+
 import json
 import os.path as osp
 from typing import Dict, List, Optional, Sequence, Union
@@ -91,7 +92,8 @@ def check_segmentation(ann: dict, height: int, width: int, where: str) -> None:
             raise OmniDataError(f'{where}: annotation {aid} has an RLE mask without counts/size')
         if [int(s) for s in seg['size']] != [int(height), int(width)]:
             raise OmniDataError(
-                f'{where}: annotation {aid} mask size {seg["size"]} does not match its image ({height}, {width})')
+                f'{where}: annotation {aid} mask size {seg["size"]} does not match its image ({height}, {width})'
+            )
     else:
         raise OmniDataError(f'{where}: annotation {aid} has no segmentation mask')
     bbox = ann.get('bbox')
@@ -101,8 +103,7 @@ def check_segmentation(ann: dict, height: int, width: int, where: str) -> None:
             raise OmniDataError(f'{where}: annotation {aid} has an empty box {bbox} (empty mask)')
         tol = 1.0
         if x < -tol or y < -tol or x + w > width + tol or y + h > height + tol:
-            raise OmniDataError(
-                f'{where}: annotation {aid} box {bbox} lies outside its image (w={width}, h={height})')
+            raise OmniDataError(f'{where}: annotation {aid} box {bbox} lies outside its image (w={width}, h={height})')
     if 'area' in ann and float(ann['area']) <= 0:
         raise OmniDataError(f'{where}: annotation {aid} has zero area (empty mask)')
 
@@ -142,8 +143,7 @@ class CocoIndex:
         if ann is None:
             raise OmniDataError(f'{where}: ann_id {ann_id} is not in {self.source}')
         if int(ann['image_id']) != int(image_id):
-            raise OmniDataError(
-                f'{where}: ann_id {ann_id} belongs to image {ann["image_id"]}, not to image {image_id}')
+            raise OmniDataError(f'{where}: ann_id {ann_id} belongs to image {ann["image_id"]}, not to image {image_id}')
         img = self.image(image_id, where)
         check_segmentation(ann, img['height'], img['width'], where)
         return ann

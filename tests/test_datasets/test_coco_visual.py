@@ -18,11 +18,18 @@ PIPELINE = [
 
 def test_any_coco_instance_file_becomes_visual_prompt_samples():
     root = shared('coco_val2017_sample')
-    ds = CocoVisualPromptDataset(ann_file=osp.join(root, 'instances.json'), data_prefix=dict(img_path=root),
-                                 category_ids=[1, 8, 19, 37], pipeline=PIPELINE, test_mode=True)
+    ds = CocoVisualPromptDataset(
+        ann_file=osp.join(root, 'instances.json'),
+        data_prefix=dict(img_path=root),
+        category_ids=[1, 8, 19, 37],
+        pipeline=PIPELINE,
+        test_mode=True,
+    )
     infos = [ds.get_data_info(i) for i in range(len(ds))]
-    summary = sorted((i['img_id'], i['instances'][0]['category_id'] if i['instances'] else -1,
-                      i['visual_prompts'][0]['category_id']) for i in infos)
+    summary = sorted(
+        (i['img_id'], i['instances'][0]['category_id'] if i['instances'] else -1, i['visual_prompts'][0]['category_id'])
+        for i in infos
+    )
     # person in each image (reference from the other one); a no-target sample per image about a category
     # absent from it; ball (142238), truck and horse (439180) appear in one image only: no reference, skipped.
     assert len(summary) == 4

@@ -6,13 +6,20 @@ import torch
 from mmdet.structures.mask import BitmapMasks
 
 from omniris_mm.datasets import OmniDataError
-from omniris_mm.datasets.transforms import (OmniRandomFlip, OmniResize, PackOmniInputs, SynthesizePromptMaps,
-                                            box_prompt, flip_text, scribble_prompt)
+from omniris_mm.datasets.transforms import (
+    OmniRandomFlip,
+    OmniResize,
+    PackOmniInputs,
+    SynthesizePromptMaps,
+    box_prompt,
+    flip_text,
+    scribble_prompt,
+)
 
 
 def blob_mask(h=120, w=160):
     yy, xx = np.mgrid[:h, :w]
-    return (((yy - 60) / 30.0)**2 + ((xx - 70) / 45.0)**2 <= 1).astype(np.uint8)
+    return (((yy - 60) / 30.0) ** 2 + ((xx - 70) / 45.0) ** 2 <= 1).astype(np.uint8)
 
 
 def sample(text='the dog on the left', prompt_type=None, seed=0):
@@ -21,19 +28,38 @@ def sample(text='the dog on the left', prompt_type=None, seed=0):
     target_mask[10:40, 5:50] = 1
     ref_img = np.random.default_rng(1).integers(0, 255, (120, 160, 3), dtype=np.uint8)
     return dict(
-        img=np.random.default_rng(2).integers(0, 255, (100, 150, 3), dtype=np.uint8), img_shape=(100, 150),
-        ori_shape=(100, 150), gt_masks=BitmapMasks(target_mask[None], 100, 150), gt_bboxes_labels=np.zeros(1, int),
-        gt_ignore_flags=np.zeros(1, bool), gt_ann_ids=np.array([7]), gt_no_target=False, text=text,
-        prompt_seed=seed, record_id='unit', prompt_modality='omni', setting='Nv1',
-        visual_prompts=[dict(img=ref_img, img_shape=(120, 160), ori_shape=(120, 160), ref_mask=blob_mask(),
-                             prompt_type=prompt_type, ann_id=3, category_id=1)])
+        img=np.random.default_rng(2).integers(0, 255, (100, 150, 3), dtype=np.uint8),
+        img_shape=(100, 150),
+        ori_shape=(100, 150),
+        gt_masks=BitmapMasks(target_mask[None], 100, 150),
+        gt_bboxes_labels=np.zeros(1, int),
+        gt_ignore_flags=np.zeros(1, bool),
+        gt_ann_ids=np.array([7]),
+        gt_no_target=False,
+        text=text,
+        prompt_seed=seed,
+        record_id='unit',
+        prompt_modality='omni',
+        setting='Nv1',
+        visual_prompts=[
+            dict(
+                img=ref_img,
+                img_shape=(120, 160),
+                ori_shape=(120, 160),
+                ref_mask=blob_mask(),
+                prompt_type=prompt_type,
+                ann_id=3,
+                category_id=1,
+            )
+        ],
+    )
 
 
 def test_box_prompt_is_the_filled_tight_box():
     mask = blob_mask()
     box = box_prompt(mask)
     ys, xs = np.nonzero(mask)
-    assert box[ys.min():ys.max() + 1, xs.min():xs.max() + 1].all()
+    assert box[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1].all()
     assert box.sum() == (ys.ptp() + 1) * (xs.ptp() + 1)
 
 
@@ -51,8 +77,13 @@ def test_scribble_lies_inside_the_mask_and_is_never_empty():
 
 def test_scribble_width_scales_with_the_map():
     small, large = blob_mask(120, 160), np.kron(blob_mask(120, 160), np.ones((4, 4), np.uint8))
-    ratio = np.mean([scribble_prompt(large, np.random.default_rng(s), max_strokes=1).sum()
-                     / scribble_prompt(small, np.random.default_rng(s), max_strokes=1).sum() for s in range(20)])
+    ratio = np.mean(
+        [
+            scribble_prompt(large, np.random.default_rng(s), max_strokes=1).sum()
+            / scribble_prompt(small, np.random.default_rng(s), max_strokes=1).sum()
+            for s in range(20)
+        ]
+    )
     assert 8 < ratio < 24  # area grows ~16x when both length and width scale 4x
 
 
@@ -77,8 +108,10 @@ def test_prompt_synthesis_is_deterministic_given_the_seed():
 
 
 def test_flip_text():
-    assert flip_text('the dog on the left, left of the Right cup', 'horizontal') == \
-        'the dog on the right, right of the Left cup'
+    assert (
+        flip_text('the dog on the left, left of the Right cup', 'horizontal')
+        == 'the dog on the right, right of the Left cup'
+    )
     assert flip_text('leftmost car and the right-hand one', 'horizontal') == 'rightmost car and the left-hand one'
     assert flip_text('a bright light', 'horizontal') == 'a bright light'
     assert flip_text('the top shelf', 'vertical') == 'the bottom shelf'

@@ -10,8 +10,11 @@ from omniris_mm.evaluation import FewShotSegMetric
 
 
 def episode(pred, gt, cat):
-    return dict(pred_sem_seg=dict(sem_seg=torch.as_tensor(pred)[None]), gt_sem_seg=dict(sem_seg=torch.as_tensor(gt)[None]),
-                category_id=cat)
+    return dict(
+        pred_sem_seg=dict(sem_seg=torch.as_tensor(pred)[None]),
+        gt_sem_seg=dict(sem_seg=torch.as_tensor(gt)[None]),
+        category_id=cat,
+    )
 
 
 def test_accumulated_per_class_iou_and_fb_iou():

@@ -12,17 +12,29 @@ from mmengine.structures import PixelData
 from omniris_mm.evaluation import OmniRISMetric
 
 # SPEC 4 test vector: (gt_nt, pred_nt, |G|, |P|, |P and G|)
-VECTOR = [(False, False, 4, 4, 2), (False, False, 10, 8, 8), (False, True, 5, 3, 3), (True, True, 0, 2, 0),
-          (True, False, 0, 7, 0)]
-EXPECTED = {'gIoU': 42.667, 'cIoU': 35.714, 'T-acc': 66.667, 'N-acc': 50.0, 'Pr@0.7': 33.333, 'Pr@0.8': 33.333,
-            'Pr@0.9': 0.0}
+VECTOR = [
+    (False, False, 4, 4, 2),
+    (False, False, 10, 8, 8),
+    (False, True, 5, 3, 3),
+    (True, True, 0, 2, 0),
+    (True, False, 0, 7, 0),
+]
+EXPECTED = {
+    'gIoU': 42.667,
+    'cIoU': 35.714,
+    'T-acc': 66.667,
+    'N-acc': 50.0,
+    'Pr@0.7': 33.333,
+    'Pr@0.8': 33.333,
+    'Pr@0.9': 0.0,
+}
 
 
 def masks(g, p, i, size=(4, 8)):
     """A prediction and a ground truth with |G| = g, |P| = p and |P and G| = i pixels."""
     gt, pred = torch.zeros(size[0] * size[1], dtype=torch.uint8), torch.zeros(size[0] * size[1], dtype=torch.uint8)
     gt[:g] = 1
-    pred[g - i:g - i + p] = 1
+    pred[g - i : g - i + p] = 1
     return pred.view(1, *size), gt.view(1, *size)
 
 
@@ -30,8 +42,15 @@ def as_dicts(vector, **meta):
     out = []
     for gt_nt, pred_nt, g, p, i in vector:
         pred, gt = masks(g, p, i)
-        out.append(dict(pred_sem_seg=dict(sem_seg=pred), gt_sem_seg=dict(sem_seg=gt), pred_no_target=pred_nt,
-                        gt_no_target=gt_nt, **meta))
+        out.append(
+            dict(
+                pred_sem_seg=dict(sem_seg=pred),
+                gt_sem_seg=dict(sem_seg=gt),
+                pred_no_target=pred_nt,
+                gt_no_target=gt_nt,
+                **meta,
+            )
+        )
     return out
 
 
@@ -73,9 +92,11 @@ def test_nan_rules():
 
 
 def test_breakdown_keys():
-    samples = (as_dicts(VECTOR[:2], prompt_modality='text', prompt_types=['text'], setting='1v1') +
-               as_dicts(VECTOR[2:3], prompt_modality='visual', prompt_types=['scribble'], setting='1vN') +
-               as_dicts(VECTOR[3:], prompt_modality='omni', prompt_types=['text', 'mask'], setting='no-target'))
+    samples = (
+        as_dicts(VECTOR[:2], prompt_modality='text', prompt_types=['text'], setting='1v1')
+        + as_dicts(VECTOR[2:3], prompt_modality='visual', prompt_types=['scribble'], setting='1vN')
+        + as_dicts(VECTOR[3:], prompt_modality='omni', prompt_types=['text', 'mask'], setting='no-target')
+    )
     m = evaluate(samples)
     assert m['text/gIoU'] == pytest.approx(100 * (2 / 6 + 8 / 10) / 2)
     assert m['visual/scribble/gIoU'] == 0.0 and m['visual/scribble/T-acc'] == 0.0
@@ -97,8 +118,9 @@ def test_eval_size_reproduces_the_480_protocol():
     gt = torch.zeros(1, 10, 20, dtype=torch.uint8)
     gt[:, :, :10] = 1
     pred[:, :, :5] = 1
-    sample = dict(pred_sem_seg=dict(sem_seg=pred), gt_sem_seg=dict(sem_seg=gt), pred_no_target=False,
-                  gt_no_target=False)
+    sample = dict(
+        pred_sem_seg=dict(sem_seg=pred), gt_sem_seg=dict(sem_seg=gt), pred_no_target=False, gt_no_target=False
+    )
     assert evaluate([sample], eval_size=(480, 480))['cIoU'] == pytest.approx(50.0)
     with pytest.raises(ValueError, match='differ in size'):
         evaluate([dict(sample, pred_sem_seg=dict(sem_seg=pred[:, :5]))])

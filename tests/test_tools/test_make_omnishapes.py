@@ -33,8 +33,9 @@ def test_layout_splits_and_settings(omnishapes):
     assert any(t.startswith('all ') for t in texts) and any(' on the left' in t for t in texts)
     settings = set()
     for split in SPLITS:
-        ds = OmniRefDataset(data_root=omnishapes, split=split, data_prefix=dict(img_path='images/'), pipeline=[],
-                            test_mode=True)
+        ds = OmniRefDataset(
+            data_root=omnishapes, split=split, data_prefix=dict(img_path='images/'), pipeline=[], test_mode=True
+        )
         assert len(ds) > 0 and not ds.skipped
         settings |= {ds.get_data_info(i)['setting'] for i in range(len(ds))}
     assert settings == {'1v1', '1vN', 'Nv1', 'NvN', 'no-target'}
@@ -49,6 +50,16 @@ def test_oracle_on_the_omnishapes_config(omnishapes):
     cfg.test_dataloader.num_workers = 0
     cfg.test_dataloader.persistent_workers = False
     metrics = evaluate_oracle(cfg)
-    for key in ('cIoU', 'gIoU', 'N-acc', 'T-acc', 'text/gIoU', 'visual/box/gIoU', 'visual/scribble/gIoU',
-                'omni/gIoU', 'Nv1/gIoU', 'no-target/N-acc'):
+    for key in (
+        'cIoU',
+        'gIoU',
+        'N-acc',
+        'T-acc',
+        'text/gIoU',
+        'visual/box/gIoU',
+        'visual/scribble/gIoU',
+        'omni/gIoU',
+        'Nv1/gIoU',
+        'no-target/N-acc',
+    ):
         assert metrics[key] == pytest.approx(100.0), key

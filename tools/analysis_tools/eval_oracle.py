@@ -4,14 +4,15 @@ The upper bound of every OmniRIS metric, and an end-to-end check of a data
 set's files, pipeline and metric: every figure must be 100 (nan where a ratio has
 no sample). Usage: python tools/analysis_tools/eval_oracle.py CONFIG [--cfg-options ...]
 """
+
 import argparse
 import json
 
 from mmengine.config import Config, DictAction
 from mmengine.evaluator import Evaluator
+from mmengine.logging import MMLogger
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
-from mmengine.utils import ProgressBar
 
 
 def oracle_predict(data_samples) -> None:
@@ -26,14 +27,16 @@ def evaluate_oracle(cfg: Config) -> dict:
     loader = Runner.build_dataloader(cfg.test_dataloader)
     evaluator = Evaluator(cfg.test_evaluator)
     evaluator.dataset_meta = getattr(loader.dataset, 'metainfo', None)
-    progress = ProgressBar(len(loader.dataset))
-    for batch in loader:
+    logger = MMLogger.get_current_instance()
+    total, done = len(loader.dataset), 0
+    logger.info(f'oracle predictions on {total} test samples')
+    for i, batch in enumerate(loader):
         oracle_predict(batch['data_samples'])
         evaluator.process(batch['data_samples'], batch)
-        for _ in batch['data_samples']:
-            progress.update()
-    print()
-    return evaluator.evaluate(len(loader.dataset))
+        done += len(batch['data_samples'])
+        if (i + 1) % max(1, len(loader) // 10) == 0 or done == total:
+            logger.info(f'[{done}/{total}]')
+    return evaluator.evaluate(total)
 
 
 def main():

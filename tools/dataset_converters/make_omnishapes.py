@@ -10,6 +10,7 @@ for train and test splits on disjoint images. Deterministic for a given seed.
 
 Usage: python tools/dataset_converters/make_omnishapes.py data/omnishapes [--num-train 320 --num-test 64]
 """
+
 import argparse
 import json
 import os
@@ -100,54 +101,102 @@ def build(out_dir: str, num_train: int, num_test: int, seed: int) -> dict:
             rle = mask_utils.encode(np.asfortranarray(o['mask']))
             rle['counts'] = rle['counts'].decode('ascii')
             x, y, bw, bh = mask_utils.toBbox(rle).tolist()
-            anns.append(dict(id=next_ann, image_id=img_id, category_id=o['category_id'], segmentation=rle,
-                             area=float(mask_utils.area(rle)), bbox=[x, y, bw, bh], iscrowd=0,
-                             color=o['color']))
+            anns.append(
+                dict(
+                    id=next_ann,
+                    image_id=img_id,
+                    category_id=o['category_id'],
+                    segmentation=rle,
+                    area=float(mask_utils.area(rle)),
+                    bbox=[x, y, bw, bh],
+                    iscrowd=0,
+                    color=o['color'],
+                )
+            )
             next_ann += 1
-        images.append(dict(info=dict(id=img_id, file_name=file_name, height=img.shape[0], width=img.shape[1]),
-                           anns=anns, objects=objects, split='train' if img_id <= num_train else 'test'))
+        images.append(
+            dict(
+                info=dict(id=img_id, file_name=file_name, height=img.shape[0], width=img.shape[1]),
+                anns=anns,
+                objects=objects,
+                split='train' if img_id <= num_train else 'test',
+            )
+        )
 
     supp = {}
     for im in images:
         for a in im['anns']:
-            supp.setdefault(str(a['category_id']), []).append(dict(
-                image_id=im['info']['id'], file_name=im['info']['file_name'], height=im['info']['height'],
-                width=im['info']['width'], annotations={k: a[k] for k in
-                                                        ('id', 'segmentation', 'bbox', 'area', 'category_id',
-                                                         'iscrowd')}))
+            supp.setdefault(str(a['category_id']), []).append(
+                dict(
+                    image_id=im['info']['id'],
+                    file_name=im['info']['file_name'],
+                    height=im['info']['height'],
+                    width=im['info']['width'],
+                    annotations={k: a[k] for k in ('id', 'segmentation', 'bbox', 'area', 'category_id', 'iscrowd')},
+                )
+            )
     cats_of = {im['info']['id']: {a['category_id'] for a in im['anns']} for im in images}
     categories = [dict(id=c, name=s, supercategory='shape') for c, s in SHAPES.items()]
     omniref, instances = {}, {}
     ref_id, sent_id = 1, 1
     for split in ('train', 'test'):
         split_images = [im for im in images if im['split'] == split]
-        coco = dict(images=[im['info'] for im in split_images],
-                    annotations=[a for im in split_images for a in im['anns']], categories=categories)
+        coco = dict(
+            images=[im['info'] for im in split_images],
+            annotations=[a for im in split_images for a in im['anns']],
+            categories=categories,
+        )
         text, visual, omni = [], [], []
         for im in split_images:
             info, anns = im['info'], im['anns']
             for sentence, idx in expressions(im['objects'], rng):
                 ids = [anns[i]['id'] for i in idx] or [-1]
                 cat_ids = sorted({anns[i]['category_id'] for i in idx}) or [-1]
-                text.append(dict(ref_id=ref_id, image_id=info['id'], file_name=info['file_name'],
-                                 height=info['height'], width=info['width'], ann_id=ids, category_id=cat_ids,
-                                 split=f'text-{split}', sentences=[dict(raw=sentence, sent=sentence,
-                                                                        sent_id=sent_id,
-                                                                        tokens=sentence.split())]))
+                text.append(
+                    dict(
+                        ref_id=ref_id,
+                        image_id=info['id'],
+                        file_name=info['file_name'],
+                        height=info['height'],
+                        width=info['width'],
+                        ann_id=ids,
+                        category_id=cat_ids,
+                        split=f'text-{split}',
+                        sentences=[dict(raw=sentence, sent=sentence, sent_id=sent_id, tokens=sentence.split())],
+                    )
+                )
                 ref_id += 1
                 sent_id += 1
             present = sorted(cats_of[info['id']])
             for cat in present:
-                visual.append(dict(image_id=info['id'], file_name=info['file_name'], height=info['height'],
-                                   width=info['width'], ann_id=[a['id'] for a in anns if a['category_id'] == cat],
-                                   category_id=cat, categories=present))
+                visual.append(
+                    dict(
+                        image_id=info['id'],
+                        file_name=info['file_name'],
+                        height=info['height'],
+                        width=info['width'],
+                        ann_id=[a['id'] for a in anns if a['category_id'] == cat],
+                        category_id=cat,
+                        categories=present,
+                    )
+                )
             absent = [c for c in SHAPES if c not in present]
             if absent:
                 donors = [i for i, cats in cats_of.items() if i != info['id'] and set(absent) & cats]
                 donor = int(donors[int(rng.integers(len(donors)))])
-                visual.append(dict(image_id=info['id'], file_name=info['file_name'], height=info['height'],
-                                   width=info['width'], ann_id=[-1], category_id=-1, categories=present,
-                                   supp_image_id=donor, supp_cat_ids=sorted(set(absent) & cats_of[donor])))
+                visual.append(
+                    dict(
+                        image_id=info['id'],
+                        file_name=info['file_name'],
+                        height=info['height'],
+                        width=info['width'],
+                        ann_id=[-1],
+                        category_id=-1,
+                        categories=present,
+                        supp_image_id=donor,
+                        supp_cat_ids=sorted(set(absent) & cats_of[donor]),
+                    )
+                )
             img_text = [t for t in text if t['image_id'] == info['id']]
             img_visual = [v for v in visual if v['image_id'] == info['id']]
             for k in rng.permutation(len(img_text))[:2]:

@@ -27,8 +27,15 @@ test_pipeline = [
 
 
 def _split(name, pipeline, test_mode):
-    return dict(type=dataset_type, data_root=data_root, ann_file='OmniRef.json', split=name,
-                data_prefix=dict(img_path='images/'), pipeline=pipeline, test_mode=test_mode)
+    return dict(
+        type=dataset_type,
+        data_root=data_root,
+        ann_file='OmniRef.json',
+        split=name,
+        data_prefix=dict(img_path='images/'),
+        pipeline=pipeline,
+        test_mode=test_mode,
+    )
 
 
 train_dataloader = dict(
@@ -36,16 +43,20 @@ train_dataloader = dict(
     num_workers=2,
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(type='ConcatDataset',
-                 datasets=[_split(f'{k}-train', train_pipeline, False) for k in ('text', 'visual', 'omni')]))
+    dataset=dict(
+        type='ConcatDataset', datasets=[_split(f'{k}-train', train_pipeline, False) for k in ('text', 'visual', 'omni')]
+    ),
+)
 val_dataloader = dict(
     batch_size=8,
     num_workers=2,
     persistent_workers=True,
     drop_last=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='ConcatDataset',
-                 datasets=[_split(f'{k}-test', test_pipeline, True) for k in ('text', 'visual', 'omni')]))
+    dataset=dict(
+        type='ConcatDataset', datasets=[_split(f'{k}-test', test_pipeline, True) for k in ('text', 'visual', 'omni')]
+    ),
+)
 test_dataloader = val_dataloader
 val_evaluator = dict(type='OmniRISMetric')
 test_evaluator = val_evaluator

@@ -5,8 +5,18 @@ from mmdet.registry import TRANSFORMS
 
 from ..utils import OmniDataError
 
-_REF_META_KEYS = ('img_path', 'img_id', 'ann_id', 'category_id', 'prompt_type', 'ori_shape', 'img_shape', 'flip',
-                  'flip_direction', 'scale_factor')
+_REF_META_KEYS = (
+    'img_path',
+    'img_id',
+    'ann_id',
+    'category_id',
+    'prompt_type',
+    'ori_shape',
+    'img_shape',
+    'flip',
+    'flip_direction',
+    'scale_factor',
+)
 
 
 def _chw(img: np.ndarray):
@@ -33,17 +43,35 @@ class PackOmniInputs(PackDetInputs):
 
     mapping_table = {**PackDetInputs.mapping_table, 'gt_ann_ids': 'ann_ids'}
 
-    def __init__(self, meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'flip',
-                                  'flip_direction', 'text', 'prompt_modality', 'prompt_types', 'setting',
-                                  'record_id', 'sample_idx', 'ref_metas')):
+    def __init__(
+        self,
+        meta_keys=(
+            'img_id',
+            'img_path',
+            'ori_shape',
+            'img_shape',
+            'scale_factor',
+            'flip',
+            'flip_direction',
+            'text',
+            'prompt_modality',
+            'prompt_types',
+            'setting',
+            'record_id',
+            'sample_idx',
+            'ref_metas',
+        ),
+    ):
         super().__init__(meta_keys=meta_keys)
 
     def transform(self, results: dict) -> dict:
         prompts = results.get('visual_prompts', [])
         missing = [i for i, p in enumerate(prompts) if 'prompt_map' not in p]
         if missing:
-            raise OmniDataError(f'{results.get("record_id")}: visual prompt(s) {missing} have no prompt map; '
-                                'put LoadVisualPrompts and SynthesizePromptMaps in the pipeline')
+            raise OmniDataError(
+                f'{results.get("record_id")}: visual prompt(s) {missing} have no prompt map; '
+                'put LoadVisualPrompts and SynthesizePromptMaps in the pipeline'
+            )
         results['prompt_types'] = (['text'] if results.get('text') else []) + [p['prompt_type'] for p in prompts]
         results['ref_metas'] = [{k: p[k] for k in _REF_META_KEYS if k in p} for p in prompts]
         no_target = bool(results.get('gt_no_target', False))
@@ -51,8 +79,10 @@ class PackOmniInputs(PackDetInputs):
             masks = results['gt_masks']
             union = masks.masks.any(0) if len(masks) else np.zeros((masks.height, masks.width), bool)
             if union.any() == no_target:
-                raise OmniDataError(f'{results.get("record_id")}: the referred masks are '
-                                    f'{"not empty" if no_target else "empty"} but gt_no_target is {no_target}')
+                raise OmniDataError(
+                    f'{results.get("record_id")}: the referred masks are '
+                    f'{"not empty" if no_target else "empty"} but gt_no_target is {no_target}'
+                )
             results['gt_seg_map'] = union.astype(np.uint8)
         packed = super().transform(results)
         data_sample = packed['data_samples']

@@ -5,6 +5,7 @@ prompt, the same transform (same flip decision) on a small results dict holding
 the reference image and its maps (``ref_mask``, ``prompt_map``) as ``BitmapMasks``,
 so a reference and its prompt map can never fall out of alignment.
 """
+
 import re
 from typing import Callable
 
@@ -22,8 +23,9 @@ def apply_to_references(results: dict, fn: Callable[[dict], None], **extra) -> N
         keys = [k for k in _PROMPT_MAPS if k in prompt]
         h, w = prompt['img'].shape[:2]
         sub = dict(img=prompt['img'], img_shape=(h, w), ori_shape=prompt.get('ori_shape', (h, w)), **extra)
-        sub['gt_masks'] = BitmapMasks(np.stack([prompt[k] for k in keys]) if keys else np.zeros((0, h, w), np.uint8),
-                                      h, w)
+        sub['gt_masks'] = BitmapMasks(
+            np.stack([prompt[k] for k in keys]) if keys else np.zeros((0, h, w), np.uint8), h, w
+        )
         fn(sub)
         for i, k in enumerate(keys):
             prompt[k] = sub['gt_masks'].masks[i]
@@ -46,8 +48,14 @@ class OmniResize(Resize):
 
 _SWAPS = {
     'horizontal': {'left': 'right', 'right': 'left'},
-    'vertical': {'top': 'bottom', 'bottom': 'top', 'above': 'below', 'below': 'above', 'upper': 'lower',
-                 'lower': 'upper'},
+    'vertical': {
+        'top': 'bottom',
+        'bottom': 'top',
+        'above': 'below',
+        'below': 'above',
+        'upper': 'lower',
+        'lower': 'upper',
+    },
 }
 _SWAPS['diagonal'] = {**_SWAPS['horizontal'], **_SWAPS['vertical']}
 

@@ -31,8 +31,10 @@ class LoadOmniAnnotations(LoadAnnotations):
         where = _where(results)
         h, w = results['ori_shape']
         if (results.get('height', h), results.get('width', w)) != (h, w):
-            raise OmniDataError(f'{where}: image {results.get("img_path")} is {h}x{w} but its annotation '
-                                f'says {results["height"]}x{results["width"]}')
+            raise OmniDataError(
+                f'{where}: image {results.get("img_path")} is {h}x{w} but its annotation '
+                f'says {results["height"]}x{results["width"]}'
+            )
         results = super().transform(results)
         ann_ids = [inst.get('ann_id', -1) for inst in results.get('instances', [])]
         results['gt_ann_ids'] = np.array(ann_ids, dtype=np.int64)
@@ -64,8 +66,7 @@ class LoadVisualPrompts(BaseTransform):
         backend_args (dict, optional): File backend arguments.
     """
 
-    def __init__(self, color_type: str = 'color', imdecode_backend: str = 'cv2',
-                 backend_args: Optional[dict] = None):
+    def __init__(self, color_type: str = 'color', imdecode_backend: str = 'cv2', backend_args: Optional[dict] = None):
         self.color_type = color_type
         self.imdecode_backend = imdecode_backend
         self.backend_args = backend_args
@@ -75,19 +76,21 @@ class LoadVisualPrompts(BaseTransform):
         for prompt in results.get('visual_prompts', []):
             path = prompt['img_path']
             try:
-                img = mmcv.imfrombytes(get(path, backend_args=self.backend_args), flag=self.color_type,
-                                       backend=self.imdecode_backend)
+                img = mmcv.imfrombytes(
+                    get(path, backend_args=self.backend_args), flag=self.color_type, backend=self.imdecode_backend
+                )
             except (OSError, ValueError) as err:
                 raise OmniDataError(f'{where}: cannot read reference image {path}: {err}') from None
             if img is None:
                 raise OmniDataError(f'{where}: reference image {path} is not a decodable image')
             h, w = img.shape[:2]
             if (prompt.get('height', h), prompt.get('width', w)) != (h, w):
-                raise OmniDataError(f'{where}: reference image {path} is {h}x{w} but its annotation says '
-                                    f'{prompt["height"]}x{prompt["width"]}')
+                raise OmniDataError(
+                    f'{where}: reference image {path} is {h}x{w} but its annotation says '
+                    f'{prompt["height"]}x{prompt["width"]}'
+                )
             mask = decode_mask(prompt['mask'], h, w)
             if not mask.any():
-                raise OmniDataError(f'{where}: reference annotation {prompt.get("ann_id")} in {path} has an '
-                                    'empty mask')
+                raise OmniDataError(f'{where}: reference annotation {prompt.get("ann_id")} in {path} has an empty mask')
             prompt.update(img=img, img_shape=(h, w), ori_shape=(h, w), ref_mask=mask)
         return results

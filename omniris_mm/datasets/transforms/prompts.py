@@ -13,12 +13,17 @@ def box_prompt(mask: np.ndarray) -> np.ndarray:
     """The filled tight bounding box of ``mask``."""
     ys, xs = np.nonzero(mask)
     out = np.zeros_like(mask, dtype=np.uint8)
-    out[ys.min():ys.max() + 1, xs.min():xs.max() + 1] = 1
+    out[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1] = 1
     return out
 
 
-def scribble_prompt(mask: np.ndarray, rng: np.random.Generator, max_strokes: int = 20,
-                    width_range: Tuple[float, float] = (2.5, 10.0), base_size: int = 480) -> np.ndarray:
+def scribble_prompt(
+    mask: np.ndarray,
+    rng: np.random.Generator,
+    max_strokes: int = 20,
+    width_range: Tuple[float, float] = (2.5, 10.0),
+    base_size: int = 480,
+) -> np.ndarray:
     """Random brush strokes seeded inside ``mask`` and clipped to it.
 
     ``1..min(max_strokes, area)`` strokes; each is a polyline of 1 to 3 segments
@@ -65,12 +70,16 @@ class SynthesizePromptMaps(BaseTransform):
         base_size (int): Side length at which ``brush_width`` holds.
     """
 
-    def __init__(self, prompt_probs: Dict[str, float] = dict(mask=1.0, box=1.0, scribble=1.0),
-                 max_strokes: int = 20, brush_width: Tuple[float, float] = (2.5, 10.0), base_size: int = 480):
+    def __init__(
+        self,
+        prompt_probs: Dict[str, float] = dict(mask=1.0, box=1.0, scribble=1.0),
+        max_strokes: int = 20,
+        brush_width: Tuple[float, float] = (2.5, 10.0),
+        base_size: int = 480,
+    ):
         unknown = set(prompt_probs) - set(VISUAL_PROMPT_TYPES)
         if unknown or not prompt_probs or min(prompt_probs.values()) < 0 or sum(prompt_probs.values()) <= 0:
-            raise ValueError(f'prompt_probs must map {VISUAL_PROMPT_TYPES} to non-negative weights, '
-                             f'got {prompt_probs}')
+            raise ValueError(f'prompt_probs must map {VISUAL_PROMPT_TYPES} to non-negative weights, got {prompt_probs}')
         self.types = list(prompt_probs)
         weights = np.array([prompt_probs[t] for t in self.types], dtype=np.float64)
         self.probs = weights / weights.sum()
@@ -85,8 +94,10 @@ class SynthesizePromptMaps(BaseTransform):
             prompt_type = prompt.get('prompt_type') or self.types[int(rng.choice(len(self.types), p=self.probs))]
             mask = prompt['ref_mask']
             if not mask.any():
-                raise OmniDataError(f'{results.get("record_id")}: reference annotation {prompt.get("ann_id")} '
-                                    'has no pixel left after the geometric transforms')
+                raise OmniDataError(
+                    f'{results.get("record_id")}: reference annotation {prompt.get("ann_id")} '
+                    'has no pixel left after the geometric transforms'
+                )
             if prompt_type == 'mask':
                 prompt_map = (mask > 0).astype(np.uint8)
             elif prompt_type == 'box':

@@ -44,10 +44,15 @@ class FewShotSegMetric(BaseMetric):
             valid = gt != self.ignore_index
             fg = (gt == 1) & valid
             p = pred & valid
-            self.results.append(dict(
-                category_id=int(cat),
-                fg_inter=int((p & fg).sum()), fg_union=int((p | fg).sum()),
-                bg_inter=int((~p & ~fg & valid).sum()), bg_union=int(((~p | ~fg) & valid).sum())))
+            self.results.append(
+                dict(
+                    category_id=int(cat),
+                    fg_inter=int((p & fg).sum()),
+                    fg_union=int((p | fg).sum()),
+                    bg_inter=int((~p & ~fg & valid).sum()),
+                    bg_union=int(((~p | ~fg) & valid).sum()),
+                )
+            )
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
         per_class = {}
@@ -58,9 +63,12 @@ class FewShotSegMetric(BaseMetric):
         class_iou = {c: 100.0 * i / u if u else float('nan') for c, (i, u) in sorted(per_class.items())}
         fg_iou = sum(r['fg_inter'] for r in results) / max(sum(r['fg_union'] for r in results), 1)
         bg_iou = sum(r['bg_inter'] for r in results) / max(sum(r['bg_union'] for r in results), 1)
-        metrics = {'mIoU': float(np.nanmean(list(class_iou.values()))) if class_iou else float('nan'),
-                   'FB-IoU': 100.0 * (fg_iou + bg_iou) / 2}
+        metrics = {
+            'mIoU': float(np.nanmean(list(class_iou.values()))) if class_iou else float('nan'),
+            'FB-IoU': 100.0 * (fg_iou + bg_iou) / 2,
+        }
         metrics.update({f'IoU/{c}': v for c, v in class_iou.items()})
         MMLogger.get_current_instance().info(
-            'Few-shot results: ' + ', '.join(f'{k}={v:.2f}' for k, v in metrics.items()))
+            'Few-shot results: ' + ', '.join(f'{k}={v:.2f}' for k, v in metrics.items())
+        )
         return metrics

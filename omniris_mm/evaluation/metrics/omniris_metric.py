@@ -1,7 +1,6 @@
 from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence, Tuple
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from mmdet.registry import METRICS
@@ -107,8 +106,13 @@ class OmniRISMetric(BaseMetric):
 
     default_prefix: Optional[str] = None
 
-    def __init__(self, eval_size: Optional[Tuple[int, int]] = None, breakdown: bool = True,
-                 collect_device: str = 'cpu', prefix: Optional[str] = None):
+    def __init__(
+        self,
+        eval_size: Optional[Tuple[int, int]] = None,
+        breakdown: bool = True,
+        collect_device: str = 'cpu',
+        prefix: Optional[str] = None,
+    ):
         super().__init__(collect_device=collect_device, prefix=prefix)
         self.eval_size = tuple(eval_size) if eval_size is not None else None
         self.breakdown = breakdown
@@ -118,19 +122,24 @@ class OmniRISMetric(BaseMetric):
             pred = _mask(sample, 'pred_sem_seg')
             gt = _mask(sample, 'gt_sem_seg')
             if self.eval_size is not None:
-                pred, gt = (F.interpolate(m[None, None].float(), size=self.eval_size, mode='nearest')[0, 0]
-                            for m in (pred, gt))
+                pred, gt = (
+                    F.interpolate(m[None, None].float(), size=self.eval_size, mode='nearest')[0, 0] for m in (pred, gt)
+                )
             elif pred.shape != gt.shape:
-                raise ValueError(f'prediction {tuple(pred.shape)} and ground truth {tuple(gt.shape)} differ in '
-                                 f'size for sample {_meta(sample, "img_path")}; predict at the original size '
-                                 'or set eval_size')
+                raise ValueError(
+                    f'prediction {tuple(pred.shape)} and ground truth {tuple(gt.shape)} differ in '
+                    f'size for sample {_meta(sample, "img_path")}; predict at the original size '
+                    'or set eval_size'
+                )
             pred_nt, gt_nt = _field(sample, 'pred_no_target'), _field(sample, 'gt_no_target')
             if pred_nt is None or gt_nt is None:
                 raise KeyError('OmniRISMetric needs pred_no_target and gt_no_target on every data sample')
             record = sample_counts(pred, gt, bool(pred_nt), bool(gt_nt))
-            record.update(modality=_meta(sample, 'prompt_modality'),
-                          types=list(_meta(sample, 'prompt_types') or []),
-                          setting=_meta(sample, 'setting'))
+            record.update(
+                modality=_meta(sample, 'prompt_modality'),
+                types=list(_meta(sample, 'prompt_types') or []),
+                setting=_meta(sample, 'setting'),
+            )
             self.results.append(record)
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
