@@ -12,9 +12,10 @@ show each failure).
    ``torch.cuda.set_device`` and wraps the model with ``device_ids``; both fail
    without CUDA. On a machine without CUDA the launcher uses gloo and skips the
    device, and ``MMDistributedDataParallel`` drops ``device_ids`` for CPU modules,
-   so ``tools/dist_train.sh CONFIG 2`` trains on CPUs.
+   so ``tools/dist_train.sh CONFIG 2`` trains on CPUs. The gloo group is closed at exit.
 """
 
+import atexit
 import os
 import os.path as osp
 
@@ -45,6 +46,9 @@ def _cpu_distributed() -> None:
         if torch.cuda.is_available():
             return stock_init(backend, init_backend=init_backend, **kwargs)
         torch_dist.init_process_group(backend='gloo' if backend == 'nccl' else backend, **kwargs)
+        # A gloo group still alive at interpreter exit can abort the process
+        # ("terminate called without an active exception"): close it first.
+        atexit.register(lambda: torch_dist.is_initialized() and torch_dist.destroy_process_group())
 
     dist_utils._init_dist_pytorch = init_dist_pytorch
 

@@ -85,9 +85,13 @@ class OmniRefDataset(BaseOmniDataset):
         return data_list
 
     def parse_record(self, record: dict, where: str) -> List[dict]:
+        """The samples of one record: text, omni (``visual_data``) or visual."""
+        if isinstance(record, dict) and 'sentences' in record and 'visual_data' not in record:
+            return self.text_samples(record, self.coco, where)
         require(record, ('image_id', 'ann_id'), where)
         img = self._image_of(record, self.coco, where)
         if 'visual_data' in record:
+            where = f'{where} ref_id={record.get("ref_id")}'
             visual = record['visual_data']
             require(visual, ('image_id', 'ann_id'), f'{where} visual_data')
             if int(visual['image_id']) != int(record['image_id']):
@@ -102,8 +106,6 @@ class OmniRefDataset(BaseOmniDataset):
                 self._sample(img, targets, text, [query], 'omni', f'{where} sent_id={sid}')
                 for sid, text in self._sentences(record, where)
             ]
-        if 'sentences' in record:
-            return self.text_samples(record, self.coco, where)
         targets = self._targets(record, self.coco, where)
         return [self._sample(img, targets, None, [self._visual_query(record, targets, where)], 'visual', where)]
 

@@ -149,16 +149,16 @@ def build(out_dir: str, num_train: int, num_test: int, seed: int) -> dict:
         text, visual, omni = [], [], []
         for im in split_images:
             info, anns = im['info'], im['anns']
+            img_fields = dict(
+                image_id=info['id'], file_name=info['file_name'], height=info['height'], width=info['width']
+            )
             for sentence, idx in expressions(im['objects'], rng):
                 ids = [anns[i]['id'] for i in idx] or [-1]
                 cat_ids = sorted({anns[i]['category_id'] for i in idx}) or [-1]
                 text.append(
                     dict(
                         ref_id=ref_id,
-                        image_id=info['id'],
-                        file_name=info['file_name'],
-                        height=info['height'],
-                        width=info['width'],
+                        **img_fields,
                         ann_id=ids,
                         category_id=cat_ids,
                         split=f'text-{split}',
@@ -171,10 +171,7 @@ def build(out_dir: str, num_train: int, num_test: int, seed: int) -> dict:
             for cat in present:
                 visual.append(
                     dict(
-                        image_id=info['id'],
-                        file_name=info['file_name'],
-                        height=info['height'],
-                        width=info['width'],
+                        **img_fields,
                         ann_id=[a['id'] for a in anns if a['category_id'] == cat],
                         category_id=cat,
                         categories=present,
@@ -186,10 +183,7 @@ def build(out_dir: str, num_train: int, num_test: int, seed: int) -> dict:
                 donor = int(donors[int(rng.integers(len(donors)))])
                 visual.append(
                     dict(
-                        image_id=info['id'],
-                        file_name=info['file_name'],
-                        height=info['height'],
-                        width=info['width'],
+                        **img_fields,
                         ann_id=[-1],
                         category_id=-1,
                         categories=present,
