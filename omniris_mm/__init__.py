@@ -10,6 +10,6 @@ from .version import __version__
 
 compat.apply()
 
-from . import datasets, evaluation  # noqa: E402,F401  (registers the modules)
+from . import datasets, evaluation, models  # noqa: E402,F401  (registers the modules)
 
-__all__ = ['__version__', 'compat', 'datasets', 'evaluation']
+__all__ = ['__version__', 'compat', 'datasets', 'evaluation', 'models']

@@ -1,0 +1,84 @@
+# OmniSegNet as published: Swin-B (window 12, ImageNet-22K 384 weights) with prompt fusion,
+# BERT-base (20 tokens), Omni-Prompt Encoder (20 visual tokens), MSDeformAttn pixel decoder
+# (6 layers) and the referring decoder (10 x 10 region queries, 9 layers).
+swin_b_url = 'https://github.com/SwinTransformer/storage/releases/download/v1.0.0/swin_base_patch4_window12_384_22k.pth'
+model = dict(
+    type='OmniSegNet',
+    fusion='concat',
+    data_preprocessor=dict(type='OmniDataPreprocessor', pad_size_divisor=32),
+    backbone=dict(
+        type='PromptFusedSwin',
+        prompt_dims=768,
+        gated_stages=(0, 1, 2),
+        pretrain_img_size=384,
+        embed_dims=128,
+        depths=(2, 2, 18, 2),
+        num_heads=(4, 8, 16, 32),
+        window_size=12,
+        mlp_ratio=4,
+        qkv_bias=True,
+        drop_path_rate=0.3,
+        patch_norm=True,
+        out_indices=(0, 1, 2, 3),
+        with_cp=False,
+        convert_weights=True,
+        init_cfg=dict(type='Pretrained', checkpoint=swin_b_url),
+    ),
+    text_encoder=dict(
+        type='HFTextEncoder', name_or_path='bert-base-uncased', max_tokens=20, trainable_layers=tuple(range(10))
+    ),
+    prompt_encoder=dict(
+        type='OmniPromptEncoder',
+        in_channels=(128, 256, 512, 1024),
+        embed_dims=256,
+        out_dims=768,
+        num_queries=20,
+        query_grid=(4, 5),
+        num_layers=3,
+        num_heads=8,
+        num_points=4,
+        ffn_dims=2048,
+    ),
+    head=dict(
+        type='AdaptiveMaskHead',
+        in_channels=(128, 256, 512, 1024),
+        strides=(4, 8, 16, 32),
+        feat_channels=256,
+        prompt_dims=768,
+        grid_size=(10, 10),
+        num_layers=9,
+        num_heads=8,
+        ffn_dims=2048,
+        pixel_decoder=dict(
+            type='MSDeformAttnPixelDecoder',
+            num_outs=3,
+            norm_cfg=dict(type='GN', num_groups=32),
+            act_cfg=dict(type='ReLU'),
+            encoder=dict(
+                num_layers=6,
+                layer_cfg=dict(
+                    self_attn_cfg=dict(
+                        embed_dims=256, num_heads=8, num_levels=3, num_points=4, dropout=0.0, batch_first=True
+                    ),
+                    ffn_cfg=dict(
+                        embed_dims=256,
+                        feedforward_channels=1024,
+                        num_fcs=2,
+                        ffn_drop=0.0,
+                        act_cfg=dict(type='ReLU', inplace=True),
+                    ),
+                ),
+            ),
+            positional_encoding=dict(num_feats=128, normalize=True),
+        ),
+        referring_criterion=dict(
+            type='ReferringCriterion',
+            loss_weight=5.0,
+            class_weight=(0.9, 1.1),
+            minimap_weight=0.1,
+            no_target_weight=0.1,
+        ),
+        instance_criterion=dict(type='InstanceCriterion'),
+        test_cfg=dict(no_target_thr=0.5, instance_thr=0.5, mask_thr=0.5, empty_on_no_target=True),
+    ),
+)

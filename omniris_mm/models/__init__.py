@@ -1,0 +1,7 @@
+from .backbones import *  # noqa: F401,F403
+from .data_preprocessors import *  # noqa: F401,F403
+from .detectors import *  # noqa: F401,F403
+from .heads import *  # noqa: F401,F403
+from .language_models import *  # noqa: F401,F403
+from .losses import *  # noqa: F401,F403
+from .necks import *  # noqa: F401,F403

@@ -1,0 +1,3 @@
+from .prompt_fused_swin import PixelWordAttention, PromptFusedSwin
+
+__all__ = ['PixelWordAttention', 'PromptFusedSwin']

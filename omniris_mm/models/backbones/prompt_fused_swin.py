@@ -1,0 +1,111 @@
+from typing import List, Optional, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmdet.models.backbones import SwinTransformer
+from mmdet.registry import MODELS
+from mmengine.model import BaseModule
+from torch import Tensor
+
+
+def _instance_norm(x: Tensor) -> Tensor:
+    """Normalise each channel over the pixels of its sample: x (B, N, C)."""
+    return F.instance_norm(x.transpose(1, 2)).transpose(1, 2)
+
+
+class PixelWordAttention(BaseModule):
+    """LAVT-style pixel-word attention: every pixel attends to the prompt tokens
+    (one head), the result is multiplied element-wise with a projection of the
+    pixel features and projected again.
+
+    Args:
+        embed_dims (int): Channels of the visual features.
+        prompt_dims (int): Channels of the prompt tokens.
+        dropout (float): Dropout after the projections.
+    """
+
+    def __init__(self, embed_dims: int, prompt_dims: int, dropout: float = 0.0):
+        super().__init__()
+        self.vis_project = nn.Sequential(nn.Linear(embed_dims, embed_dims), nn.GELU(), nn.Dropout(dropout))
+        self.query = nn.Linear(embed_dims, embed_dims)
+        self.key = nn.Linear(prompt_dims, embed_dims)
+        self.value = nn.Linear(prompt_dims, embed_dims)
+        self.attn_out = nn.Linear(embed_dims, embed_dims)
+        self.project_mm = nn.Sequential(nn.Linear(embed_dims, embed_dims), nn.GELU(), nn.Dropout(dropout))
+        self.scale = embed_dims**-0.5
+
+    def forward(self, x: Tensor, prompt_tokens: Tensor, prompt_mask: Tensor) -> Tensor:
+        """x (B, N, C) pixels, prompt_tokens (B, L, D), prompt_mask (B, L) -> (B, N, C)."""
+        valid = prompt_mask[:, None, :]
+        query = _instance_norm(self.query(x))  # (B, N, C)
+        key = self.key(prompt_tokens) * prompt_mask[..., None]  # (B, L, C)
+        value = self.value(prompt_tokens) * prompt_mask[..., None]
+        sim = torch.bmm(query, key.transpose(1, 2)) * self.scale  # (B, N, L)
+        sim = sim.masked_fill(~valid, torch.finfo(sim.dtype).min)
+        attended = _instance_norm(self.attn_out(torch.bmm(sim.softmax(-1), value)))  # (B, N, C)
+        return self.project_mm(self.vis_project(x) * attended)
+
+
+@MODELS.register_module()
+class PromptFusedSwin(SwinTransformer):
+    """mmdet's Swin Transformer with the prompt tokens fused after every stage.
+
+    After the blocks of stage ``i`` (before its patch merging), a
+    :class:`PixelWordAttention` computes a residual from the prompt tokens; stages
+    in ``gated_stages`` add it through a tanh gate that starts at zero (so the
+    pre-trained Swin is untouched at the first step), the others add it directly.
+    The fused map is both the stage's output and the input of the next stage.
+    Called without prompt tokens (a reference image), it is the plain Swin.
+
+    Args:
+        prompt_dims (int): Channels of the prompt tokens.
+        gated_stages (Sequence[int]): Stages whose fusion is gated (published: 0-2).
+        fusion_dropout (float): Dropout inside the fusion modules.
+        **kwargs: ``SwinTransformer`` arguments.
+    """
+
+    def __init__(
+        self, prompt_dims: int = 768, gated_stages: Sequence[int] = (0, 1, 2), fusion_dropout: float = 0.0, **kwargs
+    ):
+        super().__init__(**kwargs)
+        self.gated_stages = tuple(gated_stages)
+        self.fusions = nn.ModuleList(PixelWordAttention(c, prompt_dims, fusion_dropout) for c in self.num_features)
+        self.fusion_gates = nn.ModuleDict(
+            {
+                str(i): nn.Sequential(
+                    nn.Linear(self.num_features[i], self.num_features[i], bias=False),
+                    nn.ReLU(),
+                    nn.Linear(self.num_features[i], self.num_features[i], bias=False),
+                    nn.Tanh(),
+                )
+                for i in self.gated_stages
+            }
+        )
+
+    def init_weights(self):
+        super().init_weights()
+        for gate in self.fusion_gates.values():
+            nn.init.zeros_(gate[2].weight)
+
+    def forward(
+        self, x: Tensor, prompt_tokens: Optional[Tensor] = None, prompt_mask: Optional[Tensor] = None
+    ) -> List[Tensor]:
+        """x (B, 3, H, W) -> features at strides 4, 8, 16, 32 (``out_indices``)."""
+        x, hw_shape = self.patch_embed(x)
+        if self.use_abs_pos_embed:
+            x = x + self.absolute_pos_embed
+        x = self.drop_after_pos(x)
+        outs = []
+        for i, stage in enumerate(self.stages):
+            for block in stage.blocks:
+                x = block(x, hw_shape)
+            if prompt_tokens is not None:
+                residual = self.fusions[i](x, prompt_tokens, prompt_mask)
+                x = x + self.fusion_gates[str(i)](residual) * residual if str(i) in self.fusion_gates else x + residual
+            if i in self.out_indices:
+                out = getattr(self, f'norm{i}')(x)
+                outs.append(out.view(-1, *hw_shape, self.num_features[i]).permute(0, 3, 1, 2).contiguous())
+            if stage.downsample:
+                x, hw_shape = stage.downsample(x, hw_shape)
+        return outs

@@ -1,0 +1,3 @@
+from .omni_data_preprocessor import OmniDataPreprocessor
+
+__all__ = ['OmniDataPreprocessor']

@@ -1,0 +1,175 @@
+from typing import Dict, List, Tuple
+
+import torch
+import torch.nn as nn
+from mmdet.models.detectors import BaseDetector
+from mmdet.registry import MODELS
+from mmdet.structures import SampleList
+from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
+from mmengine.structures import InstanceData, PixelData
+from torch import Tensor
+
+PROMPT_TYPES = ('text', 'mask', 'box', 'scribble')
+
+
+@MODELS.register_module()
+class OmniSegNet(BaseDetector):
+    """OmniSegNet: segment what a text and/or visual prompts refer to.
+
+    Reads like the figure:
+
+    1. prompts -> tokens: the text encoder embeds the expression (LayerNorm on
+       top); each reference image goes through the backbone *without* fusion and
+       the prompt-embedding neck turns it and its prompt map into visual tokens
+       in the same space. A learned embedding of the prompt type (text, mask,
+       box, scribble) is added to each token.
+    2. ``fusion='concat'`` (ours): all tokens of a sample form one prompt
+       sequence, segmented in one pass. ``fusion='union'`` (the published
+       system): each prompt is segmented on its own and the masks are OR-ed
+       (no target only if every prompt says so).
+    3. the target image goes through the backbone, which fuses the prompt
+       sequence after every stage;
+    4. the adaptive mask head decodes the union mask, the no-target decision and
+       the instance masks.
+
+    A data sample may carry ``visual_tokens`` (K, num_queries, D) computed before
+    by :meth:`encode_references`: its reference images are then not encoded
+    again (one reference serving many targets).
+
+    Args:
+        backbone (dict): Prompt-fused backbone (``PromptFusedSwin``).
+        text_encoder (dict): Text encoder (``HFTextEncoder``).
+        prompt_encoder (dict): Prompt-embedding neck (``OmniPromptEncoder``).
+        head (dict): ``AdaptiveMaskHead``.
+        fusion (str): ``'concat'`` or ``'union'``.
+        data_preprocessor (dict): ``OmniDataPreprocessor``.
+    """
+
+    def __init__(
+        self,
+        backbone: ConfigType,
+        text_encoder: ConfigType,
+        prompt_encoder: ConfigType,
+        head: ConfigType,
+        fusion: str = 'concat',
+        data_preprocessor: OptConfigType = None,
+        train_cfg: OptConfigType = None,
+        test_cfg: OptConfigType = None,
+        init_cfg: OptMultiConfig = None,
+    ):
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        if fusion not in ('concat', 'union'):
+            raise ValueError(f"fusion must be 'concat' or 'union', got {fusion!r}")
+        self.fusion = fusion
+        self.backbone = MODELS.build(backbone)
+        self.text_encoder = MODELS.build(text_encoder)
+        prompt_dims = self.text_encoder.embed_dims
+        self.text_norm = nn.LayerNorm(prompt_dims)
+        self.prompt_encoder = MODELS.build(prompt_encoder)
+        if self.prompt_encoder.out_proj.out_features != prompt_dims:
+            raise ValueError(
+                f'prompt_encoder.out_dims ({self.prompt_encoder.out_proj.out_features}) must equal the '
+                f'text encoder width ({prompt_dims})'
+            )
+        self.prompt_type_embed = nn.Embedding(len(PROMPT_TYPES), prompt_dims)
+        self.head = MODELS.build(head)
+
+    # -- prompts ---------------------------------------------------------------------
+    def encode_references(self, ref_inputs: Tensor, ref_prompt_maps: Tensor) -> Tensor:
+        """Reference images (N, 3, H, W) and prompt maps (N, 1, H, W) -> visual tokens (N, Nq, D)."""
+        return self.prompt_encoder(self.backbone(ref_inputs), ref_prompt_maps)
+
+    def encode_prompts(self, batch_data_samples: SampleList) -> List[List[Tensor]]:
+        """Per sample, the token sequence of each of its prompts (text first), each (n, D)."""
+        texts = [s.metainfo.get('text') for s in batch_data_samples]
+        with_text = [i for i, t in enumerate(texts) if t]
+        text_tokens = {}
+        if with_text:
+            tokens, mask = self.text_encoder([texts[i] for i in with_text])
+            tokens = self.text_norm(tokens)
+            text_tokens = {i: tokens[j][mask[j]] for j, i in enumerate(with_text)}
+        to_encode = [s for s in batch_data_samples if 'visual_tokens' not in s and len(s.ref_inputs)]
+        encoded = iter(())
+        if to_encode:
+            all_tokens = self.encode_references(
+                torch.cat([s.ref_inputs for s in to_encode]), torch.cat([s.ref_prompt_maps for s in to_encode])
+            )
+            encoded = iter(all_tokens)
+        type_embed = self.prompt_type_embed.weight
+        prompts = []
+        for i, sample in enumerate(batch_data_samples):
+            types = list(sample.metainfo.get('prompt_types', []))
+            visual_types = types[1:] if texts[i] else types
+            seqs = [text_tokens[i] + type_embed[0]] if texts[i] else []
+            if 'visual_tokens' in sample:
+                visual = list(sample.visual_tokens)
+            else:
+                visual = [next(encoded) for _ in range(len(sample.ref_inputs))]
+            if len(visual) != len(visual_types):
+                raise ValueError(
+                    f'sample {sample.metainfo.get("img_path")}: {len(visual)} visual prompts but prompt_types {types}'
+                )
+            seqs += [tok + type_embed[PROMPT_TYPES.index(t)] for tok, t in zip(visual, visual_types)]
+            if not seqs:
+                raise ValueError(f'sample {sample.metainfo.get("img_path")} has no prompt')
+            prompts.append(seqs)
+        return prompts
+
+    def _prompt_rows(self, prompts: List[List[Tensor]]) -> Tuple[Tensor, Tensor, List[int]]:
+        """Pad the prompt sequences into (R, L, D) tokens and a (R, L) valid mask.
+
+        One row per sample (``concat``) or per prompt (``union``); returns the
+        sample index of each row.
+        """
+        if self.fusion == 'concat':
+            rows, owners = [torch.cat(p) for p in prompts], list(range(len(prompts)))
+        else:
+            rows = [t for p in prompts for t in p]
+            owners = [i for i, p in enumerate(prompts) for _ in p]
+        length = max(len(r) for r in rows)
+        tokens = rows[0].new_zeros((len(rows), length, rows[0].shape[-1]))
+        mask = torch.zeros((len(rows), length), dtype=torch.bool, device=tokens.device)
+        for j, r in enumerate(rows):
+            tokens[j, : len(r)] = r
+            mask[j, : len(r)] = True
+        return tokens, mask, owners
+
+    # -- the three modes ---------------------------------------------------------------
+    def extract_feat(self, batch_inputs: Tensor, prompt_tokens: Tensor, prompt_mask: Tensor) -> List[Tensor]:
+        return self.backbone(batch_inputs, prompt_tokens, prompt_mask)
+
+    def loss(self, batch_inputs: Tensor, batch_data_samples: SampleList) -> Dict[str, Tensor]:
+        prompts = self.encode_prompts(batch_data_samples)
+        if self.fusion == 'union' and any(len(p) > 1 for p in prompts):
+            raise ValueError(
+                "fusion='union' trains on single-prompt samples only (the published setting); "
+                "use fusion='concat' for samples with several prompts"
+            )
+        tokens, mask, _ = self._prompt_rows(prompts)
+        feats = self.extract_feat(batch_inputs, tokens, mask)
+        return self.head.loss(feats, tokens, mask, batch_data_samples)
+
+    def predict(self, batch_inputs: Tensor, batch_data_samples: SampleList, rescale: bool = True) -> SampleList:
+        """Fills ``pred_sem_seg`` (union mask), ``pred_no_target`` and
+        ``pred_instances`` (masks, scores, labels) of each data sample."""
+        tokens, mask, owners = self._prompt_rows(self.encode_prompts(batch_data_samples))
+        feats = self.extract_feat(batch_inputs[owners], tokens, mask)
+        metas = [batch_data_samples[o].metainfo for o in owners]
+        results = self.head.predict(feats, tokens, mask, metas, rescale=rescale)
+        for i, sample in enumerate(batch_data_samples):
+            mine = [r for r, o in zip(results, owners) if o == i]
+            sem_seg = torch.stack([r['sem_seg'] for r in mine]).amax(0)
+            no_target = all(r['no_target'] for r in mine)
+            sample.pred_sem_seg = PixelData(sem_seg=sem_seg)
+            sample.pred_no_target = no_target
+            sample.pred_no_target_score = min(r['no_target_score'] for r in mine)
+            masks = torch.cat([r['masks'] for r in mine])
+            scores = torch.cat([r['scores'] for r in mine])
+            sample.pred_instances = InstanceData(
+                masks=masks, scores=scores, labels=scores.new_zeros(len(scores), dtype=torch.long)
+            )
+        return batch_data_samples
+
+    def _forward(self, batch_inputs: Tensor, batch_data_samples: SampleList) -> Dict[str, Tensor]:
+        tokens, mask, owners = self._prompt_rows(self.encode_prompts(batch_data_samples))
+        return self.head(self.extract_feat(batch_inputs[owners], tokens, mask), tokens, mask)

@@ -1,0 +1,200 @@
+from typing import Dict, List, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmdet.models.layers import MLP, SinePositionalEncoding
+from mmdet.registry import MODELS
+from mmdet.utils import ConfigType, OptConfigType
+from mmengine.model import BaseModule
+from torch import Tensor
+
+from .referring_decoder import ReferringDecoderLayer
+
+
+@MODELS.register_module()
+class AdaptiveMaskHead(BaseModule):
+    """The adaptive mask head: mmdet's ``MSDeformAttnPixelDecoder`` and a ReLA-style
+    referring decoder, with the published outputs and an instance branch.
+
+    ``grid_size[0] * grid_size[1]`` region queries go through ``num_layers`` decoder
+    layers (masked cross-attention to the pixel decoder's three coarsest maps in
+    turn; prompt cross-attention in the first layer; self-attention; FFN). Outputs:
+
+    - ``region_masks`` (B, Q, h, w): one mask per query on the stride-4 mask
+      features (also the next layer's attention mask).
+    - ``minimap`` (B, 2, gh, gw): per-region target / background scores.
+    - ``target_mask`` (B, 2, h, w): the merged mask, ``sum_q softmax(minimap_q) x
+      mask_embed_q`` applied to the mask features.
+    - ``nt_logits`` (B, 2): no-target score, an MLP per query averaged.
+    - ``objectness`` (B, Q, 2): per-query object / no-object logits of the instance
+      branch, trained by Hungarian matching so that the kept queries are the
+      referred instances (none for a no-target prompt).
+
+    Losses live beside the head: ``referring_criterion`` (published mask, minimap
+    and no-target losses) and ``instance_criterion`` (matching and instance losses;
+    None disables the branch).
+
+    Args:
+        in_channels (Sequence[int]): Backbone channels, strides 4 to 32.
+        strides (Sequence[int]): Backbone strides.
+        feat_channels (int): Width of the pixel decoder and decoder.
+        prompt_dims (int): Width of the prompt tokens.
+        grid_size (tuple): Region grid (published 10 x 10 = 100 queries).
+        num_layers, num_heads, ffn_dims, dropout: decoder layers.
+        pixel_decoder (dict): mmdet pixel decoder config; channels and strides
+            are filled from the arguments above.
+        referring_criterion (dict): Published losses.
+        instance_criterion (dict, optional): Instance branch losses.
+        test_cfg (dict): ``no_target_thr`` (no-target probability above which the
+            answer is "no target"), ``instance_thr`` (objectness to keep a query),
+            ``mask_thr`` (instance mask probability), ``empty_on_no_target``
+            (clear the union mask of a no-target answer).
+    """
+
+    def __init__(
+        self,
+        in_channels: Sequence[int] = (128, 256, 512, 1024),
+        strides: Sequence[int] = (4, 8, 16, 32),
+        feat_channels: int = 256,
+        prompt_dims: int = 768,
+        grid_size: Tuple[int, int] = (10, 10),
+        num_layers: int = 9,
+        num_heads: int = 8,
+        ffn_dims: int = 2048,
+        dropout: float = 0.0,
+        pixel_decoder: ConfigType = dict(type='MSDeformAttnPixelDecoder'),
+        referring_criterion: ConfigType = dict(type='ReferringCriterion'),
+        instance_criterion: OptConfigType = dict(type='InstanceCriterion'),
+        test_cfg: OptConfigType = None,
+        init_cfg=None,
+    ):
+        super().__init__(init_cfg=init_cfg)
+        pixel_decoder = dict(
+            pixel_decoder,
+            in_channels=list(in_channels),
+            strides=list(strides),
+            feat_channels=feat_channels,
+            out_channels=feat_channels,
+        )
+        self.pixel_decoder = MODELS.build(pixel_decoder)
+        self.num_levels = 3
+        self.grid_size = tuple(grid_size)
+        num_queries = grid_size[0] * grid_size[1]
+        self.num_heads = num_heads
+        self.positional_encoding = SinePositionalEncoding(num_feats=feat_channels // 2, normalize=True)
+        self.level_embed = nn.Embedding(self.num_levels, feat_channels)
+        self.query_feat = nn.Embedding(num_queries, feat_channels)
+        self.query_pos = nn.Embedding(num_queries, feat_channels)
+        self.prompt_proj = nn.Linear(prompt_dims, feat_channels, bias=False)
+        self.layers = nn.ModuleList(
+            ReferringDecoderLayer(feat_channels, num_heads, ffn_dims, dropout, with_prompt_attn=(i == 0))
+            for i in range(num_layers)
+        )
+        self.decoder_norm = nn.LayerNorm(feat_channels)
+        self.mask_embed = MLP(feat_channels, feat_channels, feat_channels, 3)
+        self.minimap_embed = nn.Linear(feat_channels, 2)
+        self.nt_embed = MLP(feat_channels, feat_channels, 2, 2)
+        self.objectness = nn.Linear(feat_channels, 2)
+        self.referring_criterion = MODELS.build(referring_criterion)
+        self.instance_criterion = MODELS.build(instance_criterion) if instance_criterion else None
+        self.test_cfg = {
+            **dict(no_target_thr=0.5, instance_thr=0.5, mask_thr=0.5, empty_on_no_target=True),
+            **(test_cfg or {}),
+        }
+
+    def _masks_from(self, query: Tensor, mask_features: Tensor, attn_size) -> Tuple[Tensor, Tensor, Tensor]:
+        """Region masks of the queries and the attention mask they give the next layer."""
+        embed = self.mask_embed(self.decoder_norm(query))  # (B, Q, C)
+        masks = torch.einsum('bqc,bchw->bqhw', embed, mask_features)
+        attn = F.interpolate(masks, attn_size, mode='bilinear', align_corners=False).flatten(2) < 0  # sigmoid < 0.5
+        attn[attn.all(-1)] = False  # a query that would see nothing sees everything
+        return embed, masks, attn.repeat_interleave(self.num_heads, 0).detach()
+
+    def forward(self, feats: List[Tensor], prompt_tokens: Tensor, prompt_mask: Tensor) -> Dict[str, Tensor]:
+        """feats: backbone maps (strides 4-32); prompt_tokens (B, L, D); prompt_mask (B, L) True = valid."""
+        mask_features, multi_scale = self.pixel_decoder(feats)  # (B, C, H/4, W/4); 3 maps, coarse first
+        b = mask_features.shape[0]
+        memories, memory_pos = [], []
+        for i, feat in enumerate(multi_scale):
+            pos = self.positional_encoding(feat.new_zeros((b,) + feat.shape[-2:], dtype=torch.bool))
+            memories.append(feat.flatten(2).transpose(1, 2) + self.level_embed.weight[i])
+            memory_pos.append(pos.flatten(2).transpose(1, 2))
+        prompt_memory = self.prompt_proj(prompt_tokens)
+        query = self.query_feat.weight[None].expand(b, -1, -1)
+        query_pos = self.query_pos.weight[None].expand(b, -1, -1)
+        _, _, attn = self._masks_from(query, mask_features, multi_scale[0].shape[-2:])
+        for i, layer in enumerate(self.layers):
+            level = i % self.num_levels
+            query = layer(query, query_pos, memories[level], memory_pos[level], attn, prompt_memory, ~prompt_mask)
+            next_size = multi_scale[(i + 1) % self.num_levels].shape[-2:]
+            embed, region_masks, attn = self._masks_from(query, mask_features, next_size)
+        query = self.decoder_norm(query)
+        minimap = self.minimap_embed(query)  # (B, Q, 2)
+        target_embed = torch.einsum('bqk,bqc->bkc', minimap.softmax(-1), embed)
+        return dict(
+            region_masks=region_masks,
+            minimap=minimap.transpose(1, 2).reshape(b, 2, *self.grid_size),
+            target_mask=torch.einsum('bkc,bchw->bkhw', target_embed, mask_features),
+            nt_logits=self.nt_embed(query).mean(1),
+            objectness=self.objectness(query),
+        )
+
+    def loss(
+        self, feats: List[Tensor], prompt_tokens: Tensor, prompt_mask: Tensor, batch_data_samples: list
+    ) -> Dict[str, Tensor]:
+        outputs = self(feats, prompt_tokens, prompt_mask)
+        losses = self.referring_criterion(outputs, batch_data_samples)
+        if self.instance_criterion is not None:
+            losses.update(self.instance_criterion(outputs, batch_data_samples))
+        return losses
+
+    def predict(
+        self,
+        feats: List[Tensor],
+        prompt_tokens: Tensor,
+        prompt_mask: Tensor,
+        batch_img_metas: List[dict],
+        rescale: bool = True,
+    ) -> List[dict]:
+        """Per image: ``sem_seg`` (1, H, W) union mask, ``no_target`` (bool),
+        ``no_target_score``, and instance ``masks`` (k, H, W) with ``scores`` (k,),
+        at the original size when ``rescale``."""
+        outputs = self(feats, prompt_tokens, prompt_mask)
+        cfg = self.test_cfg
+        results = []
+        for i, meta in enumerate(batch_img_metas):
+            nt_score = outputs['nt_logits'][i].softmax(-1)[1]
+            no_target = bool(nt_score > cfg['no_target_thr'])
+            logits = self._to_image(outputs['target_mask'][i : i + 1], meta, rescale)[0]
+            sem_seg = logits.argmax(0, keepdim=True).to(torch.uint8)
+            scores = outputs['objectness'][i].softmax(-1)[:, 0]
+            keep = scores > cfg['instance_thr']
+            if no_target:
+                keep[:] = False
+                if cfg['empty_on_no_target']:
+                    sem_seg.zero_()
+            masks = self._to_image(outputs['region_masks'][i : i + 1, keep], meta, rescale)[0].sigmoid()
+            results.append(
+                dict(
+                    sem_seg=sem_seg,
+                    no_target=no_target,
+                    no_target_score=float(nt_score),
+                    masks=masks > cfg['mask_thr'],
+                    scores=scores[keep],
+                )
+            )
+        return results
+
+    @staticmethod
+    def _to_image(maps: Tensor, meta: dict, rescale: bool) -> Tensor:
+        """Stride-4 maps (1, K, h, w) -> the input image size, unpadded, then the original size."""
+        pad_h, pad_w = meta['batch_input_shape']
+        h, w = meta['img_shape']
+        if maps.shape[1] == 0:
+            size = tuple(meta['ori_shape'][:2]) if rescale else (h, w)
+            return maps.new_zeros(maps.shape[:2] + size)
+        maps = F.interpolate(maps, (pad_h, pad_w), mode='bilinear', align_corners=False)[..., :h, :w]
+        if rescale and tuple(meta['ori_shape'][:2]) != (h, w):
+            maps = F.interpolate(maps, tuple(meta['ori_shape'][:2]), mode='bilinear', align_corners=False)
+        return maps

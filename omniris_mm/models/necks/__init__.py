@@ -1,0 +1,3 @@
+from .omni_prompt_encoder import OmniPromptEncoder
+
+__all__ = ['OmniPromptEncoder']
