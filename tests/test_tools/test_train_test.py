@@ -1,0 +1,58 @@
+"""tools/train.py and tools/test.py run the tiny config with mmengine's stock Runner."""
+
+import glob
+import json
+import os.path as osp
+import subprocess
+import sys
+
+from conftest import REPO
+
+CONFIG = osp.join(REPO, 'configs', 'omnishapes', 'omnisegnet_tiny_omnishapes.py')
+
+
+def data_options(root):
+    opts = []
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        opts += [f'{loader}.num_workers=0', f'{loader}.persistent_workers=False']
+        opts += [f'{loader}.dataset.datasets.{i}.data_root={root}' for i in range(3)]
+    return opts
+
+
+def run(script, *args):
+    proc = subprocess.run(
+        [sys.executable, osp.join(REPO, 'tools', script), *args], capture_output=True, text=True, timeout=600, cwd=REPO
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout + proc.stderr
+
+
+def test_train_then_test(omnishapes, tmp_path):
+    work = str(tmp_path / 'work')
+    run(
+        'train.py',
+        CONFIG,
+        '--work-dir',
+        work,
+        '--cfg-options',
+        'train_cfg.max_iters=3',
+        'train_cfg.val_interval=3',
+        'default_hooks.checkpoint.interval=3',
+        *data_options(omnishapes),
+    )
+    assert osp.isfile(osp.join(work, 'iter_3.pth'))
+    out = run(
+        'test.py',
+        CONFIG,
+        osp.join(work, 'iter_3.pth'),
+        '--work-dir',
+        str(tmp_path / 'test'),
+        '--out',
+        str(tmp_path / 'preds.pkl'),
+        '--cfg-options',
+        *data_options(omnishapes),
+    )
+    assert 'OmniRIS results' in out and osp.isfile(tmp_path / 'preds.pkl')
+    [metrics_file] = glob.glob(str(tmp_path / 'test' / '*' / '*.json'))
+    metrics = json.load(open(metrics_file))
+    assert 0.0 <= metrics['gIoU'] <= 100.0 and 'visual/scribble/gIoU' in metrics
