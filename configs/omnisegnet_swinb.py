@@ -6,3 +6,5 @@ _base_ = [
     './_base_/schedules/omnisegnet_37k.py',
     './_base_/default_runtime.py',
 ]
+default_hooks = dict(checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=5000, max_keep_ckpts=3))
+log_processor = dict(by_epoch=False)

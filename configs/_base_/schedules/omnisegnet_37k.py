@@ -12,9 +12,4 @@ optim_wrapper = dict(
 param_scheduler = [
     dict(type='MultiStepLR', by_epoch=False, begin=0, end=max_iters, milestones=[26320, 33840], gamma=0.1)
 ]
-default_hooks = dict(
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=5000, max_keep_ckpts=3),
-    logger=dict(type='LoggerHook', interval=50),
-)
-log_processor = dict(by_epoch=False)
 auto_scale_lr = dict(enable=False, base_batch_size=64)
