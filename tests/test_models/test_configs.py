@@ -28,7 +28,7 @@ def test_published_config_builds_with_stock_registry():
     assert count(model.head.pixel_decoder) == pytest.approx(5.5, abs=0.1)
     assert count(model.prompt_encoder) == pytest.approx(6.1, abs=0.1)
     trainable_layers = {
-        n.split('.')[4] for n, p in model.text_encoder.named_parameters() if p.requires_grad and '.layer.' in n
+        n.split('.')[3] for n, p in model.text_encoder.named_parameters() if p.requires_grad and '.layer.' in n
     }
     assert trainable_layers == {str(i) for i in range(10)}  # layers 10 and 11 frozen, as published
     assert cfg.optim_wrapper.optimizer.lr == 1e-5 and cfg.train_cfg.max_iters == 37600
