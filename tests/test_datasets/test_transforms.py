@@ -152,6 +152,8 @@ def test_packing():
     assert ds.prompt_modality == 'omni' and ds.setting == 'Nv1'
     assert ds.ref_imgs[0].shape == (3, 120, 160) and ds.ref_imgs[0].dtype == torch.uint8
     assert ds.prompt_maps[0].shape == (1, 120, 160) and ds.ref_metas[0]['prompt_type'] == 'box'
+    np.testing.assert_array_equal(ds.ref_masks[0][0].numpy(), blob_mask())
+    assert (ds.prompt_maps[0] >= ds.ref_masks[0]).all()  # a box covers its instance
     no_map = sample()
     with pytest.raises(OmniDataError, match='no prompt map'):
         PackOmniInputs()(no_map)

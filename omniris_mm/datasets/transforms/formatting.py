@@ -35,7 +35,8 @@ class PackOmniInputs(PackDetInputs):
     - ``gt_instances.ann_ids``: the referred annotation ids.
     - ``gt_no_target`` (bool) as a data field.
     - ``ref_imgs``: a list with one (3, h, w) uint8 tensor per visual prompt, and
-      ``prompt_maps``: one (1, h, w) uint8 map per visual prompt, in the same order.
+      ``prompt_maps``: one (1, h, w) uint8 map per visual prompt, in the same order,
+      and ``ref_masks``: the reference instance mask each prompt map was drawn from.
     - metainfo ``text`` (raw string; tokenising is the model's job),
       ``prompt_modality``, ``prompt_types`` (``'text'`` first if there is a text,
       then the type of each visual prompt), ``setting`` and ``ref_metas``.
@@ -90,4 +91,5 @@ class PackOmniInputs(PackDetInputs):
             data_sample.gt_no_target = no_target
         data_sample.ref_imgs = [_chw(p['img']) for p in prompts]
         data_sample.prompt_maps = [_chw(p['prompt_map'].astype(np.uint8)) for p in prompts]
+        data_sample.ref_masks = [_chw(p['ref_mask'].astype(np.uint8)) for p in prompts]
         return packed
