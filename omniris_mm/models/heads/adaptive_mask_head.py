@@ -27,9 +27,11 @@ class AdaptiveMaskHead(BaseModule):
     - ``target_mask`` (B, 2, h, w): the merged mask, ``sum_q softmax(minimap_q) x
       mask_embed_q`` applied to the mask features.
     - ``nt_logits`` (B, 2): no-target score, an MLP per query averaged.
-    - ``objectness`` (B, Q, 2): per-query object / no-object logits of the instance
-      branch, trained by Hungarian matching so that the kept queries are the
-      referred instances (none for a no-target prompt).
+    - ``objectness`` (B, Q, 2) and ``instance_embed`` (B, Q, C): the instance
+      branch; ``instance_embed`` applied to ``mask_features`` (B, C, h, w) gives
+      per-query instance masks. Trained by Hungarian matching so that the kept
+      queries are the referred instances (none for a no-target prompt); at test
+      time only the kept queries' masks are computed.
 
     Losses live beside the head: ``referring_criterion`` (published mask, minimap
     and no-target losses) and ``instance_criterion`` (matching and instance losses;
@@ -96,6 +98,9 @@ class AdaptiveMaskHead(BaseModule):
         self.minimap_embed = nn.Linear(feat_channels, 2)
         self.nt_embed = MLP(feat_channels, feat_channels, 2, 2)
         self.objectness = nn.Linear(feat_channels, 2)
+        # Instance masks get their own embedding: sharing the region masks (the attention
+        # masks) with instance supervision slowed the referring mask down (measured).
+        self.instance_embed = MLP(feat_channels, feat_channels, feat_channels, 3)
         self.referring_criterion = MODELS.build(referring_criterion)
         self.instance_criterion = MODELS.build(instance_criterion) if instance_criterion else None
         self.test_cfg = {
@@ -138,6 +143,8 @@ class AdaptiveMaskHead(BaseModule):
             target_mask=torch.einsum('bkc,bchw->bkhw', target_embed, mask_features),
             nt_logits=self.nt_embed(query).mean(1),
             objectness=self.objectness(query),
+            instance_embed=self.instance_embed(query),
+            mask_features=mask_features,
         )
 
     def loss(
@@ -174,7 +181,8 @@ class AdaptiveMaskHead(BaseModule):
                 keep[:] = False
                 if cfg['empty_on_no_target']:
                     sem_seg.zero_()
-            masks = self._to_image(outputs['region_masks'][i : i + 1, keep], meta, rescale)[0].sigmoid()
+            inst = torch.einsum('qc,chw->qhw', outputs['instance_embed'][i, keep], outputs['mask_features'][i])
+            masks = self._to_image(inst[None], meta, rescale)[0].sigmoid()
             results.append(
                 dict(
                     sem_seg=sem_seg,

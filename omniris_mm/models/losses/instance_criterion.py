@@ -45,7 +45,8 @@ class InstanceCriterion(nn.Module):
         self.loss_dice = MODELS.build(loss_dice)
 
     def forward(self, outputs: Dict[str, Tensor], batch_data_samples: List) -> Dict[str, Tensor]:
-        objectness, region_masks = outputs['objectness'], outputs['region_masks']  # (B, Q, 2), (B, Q, h, w)
+        objectness = outputs['objectness']  # (B, Q, 2)
+        region_masks = torch.einsum('bqc,bchw->bqhw', outputs['instance_embed'], outputs['mask_features'])
         b, q = objectness.shape[:2]
         size = region_masks.shape[-2:]
         labels = objectness.new_ones((b, q), dtype=torch.long)  # 1 = no object
