@@ -106,3 +106,26 @@ def test_prompt_encoder_shapes_and_region_masking():
     assert not torch.allclose(enc(inside, prompt), tokens)
     with pytest.raises(ValueError, match='query_grid'):
         OmniPromptEncoder(num_queries=20, query_grid=(4, 4))
+
+
+def test_attention_masks_at_the_attention_size_equal_resized_region_masks():
+    from omniris_mm.models import AdaptiveMaskHead
+
+    head = AdaptiveMaskHead.__new__(AdaptiveMaskHead)  # only the helper's arithmetic is checked
+    torch.nn.Module.__init__(head)
+    head.mask_embed = torch.nn.Identity()
+    head.decoder_norm = torch.nn.Identity()
+    head.num_heads = 1
+    query, features = torch.randn(2, 5, 8), torch.randn(2, 8, 40, 56)
+    resized = torch.nn.functional.interpolate(features, (10, 14), mode='bilinear', align_corners=False)
+    full = torch.einsum('bqc,bchw->bqhw', query, features)
+    small = torch.einsum('bqc,bchw->bqhw', query, resized)
+    torch.testing.assert_close(
+        small,
+        torch.nn.functional.interpolate(full, (10, 14), mode='bilinear', align_corners=False),
+        atol=1e-5,
+        rtol=1e-5,
+    )
+    expected = small.flatten(2) < 0
+    expected[expected.all(-1)] = False
+    assert torch.equal(head._attention_mask(query, resized), expected)

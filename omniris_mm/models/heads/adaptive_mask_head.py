@@ -21,8 +21,8 @@ class AdaptiveMaskHead(BaseModule):
     layers (masked cross-attention to the pixel decoder's three coarsest maps in
     turn; prompt cross-attention in the first layer; self-attention; FFN). Outputs:
 
-    - ``region_masks`` (B, Q, h, w): one mask per query on the stride-4 mask
-      features (also the next layer's attention mask).
+    - region masks, one per query (``mask_embed`` on the stride-4 mask features),
+      serve as the next layer's attention mask (computed at the attention size).
     - ``minimap`` (B, 2, gh, gw): per-region target / background scores.
     - ``target_mask`` (B, 2, h, w): the merged mask, ``sum_q softmax(minimap_q) x
       mask_embed_q`` applied to the mask features.
@@ -108,37 +108,42 @@ class AdaptiveMaskHead(BaseModule):
             **(test_cfg or {}),
         }
 
-    def _masks_from(self, query: Tensor, mask_features: Tensor, attn_size) -> Tuple[Tensor, Tensor, Tensor]:
-        """Region masks of the queries and the attention mask they give the next layer."""
+    def _attention_mask(self, query: Tensor, attn_features: Tensor) -> Tensor:
+        """The next layer's attention mask: where each query's region mask is below 0.5.
+
+        The region masks (``mask_embed`` applied to the stride-4 mask features) are
+        computed directly on mask features already resized to the attention size:
+        bilinear resizing commutes with the per-pixel linear map, so this equals
+        resizing the full-resolution masks, at a fraction of the cost.
+        """
         embed = self.mask_embed(self.decoder_norm(query))  # (B, Q, C)
-        masks = torch.einsum('bqc,bchw->bqhw', embed, mask_features)
-        attn = F.interpolate(masks, attn_size, mode='bilinear', align_corners=False).flatten(2) < 0  # sigmoid < 0.5
+        attn = torch.einsum('bqc,bchw->bqhw', embed, attn_features).flatten(2) < 0  # sigmoid < 0.5
         attn[attn.all(-1)] = False  # a query that would see nothing sees everything
-        return embed, masks, attn.repeat_interleave(self.num_heads, 0).detach()
+        return attn.repeat_interleave(self.num_heads, 0).detach()
 
     def forward(self, feats: List[Tensor], prompt_tokens: Tensor, prompt_mask: Tensor) -> Dict[str, Tensor]:
         """feats: backbone maps (strides 4-32); prompt_tokens (B, L, D); prompt_mask (B, L) True = valid."""
         mask_features, multi_scale = self.pixel_decoder(feats)  # (B, C, H/4, W/4); 3 maps, coarse first
         b = mask_features.shape[0]
-        memories, memory_pos = [], []
+        memories, memory_pos, attn_features = [], [], []
         for i, feat in enumerate(multi_scale):
             pos = self.positional_encoding(feat.new_zeros((b,) + feat.shape[-2:], dtype=torch.bool))
             memories.append(feat.flatten(2).transpose(1, 2) + self.level_embed.weight[i])
             memory_pos.append(pos.flatten(2).transpose(1, 2))
+            attn_features.append(F.interpolate(mask_features, feat.shape[-2:], mode='bilinear', align_corners=False))
         prompt_memory = self.prompt_proj(prompt_tokens)
         query = self.query_feat.weight[None].expand(b, -1, -1)
         query_pos = self.query_pos.weight[None].expand(b, -1, -1)
-        _, _, attn = self._masks_from(query, mask_features, multi_scale[0].shape[-2:])
+        attn = self._attention_mask(query, attn_features[0])
         for i, layer in enumerate(self.layers):
             level = i % self.num_levels
             query = layer(query, query_pos, memories[level], memory_pos[level], attn, prompt_memory, ~prompt_mask)
-            next_size = multi_scale[(i + 1) % self.num_levels].shape[-2:]
-            embed, region_masks, attn = self._masks_from(query, mask_features, next_size)
+            if i + 1 < len(self.layers):
+                attn = self._attention_mask(query, attn_features[(i + 1) % self.num_levels])
         query = self.decoder_norm(query)
         minimap = self.minimap_embed(query)  # (B, Q, 2)
-        target_embed = torch.einsum('bqk,bqc->bkc', minimap.softmax(-1), embed)
+        target_embed = torch.einsum('bqk,bqc->bkc', minimap.softmax(-1), self.mask_embed(query))
         return dict(
-            region_masks=region_masks,
             minimap=minimap.transpose(1, 2).reshape(b, 2, *self.grid_size),
             target_mask=torch.einsum('bkc,bchw->bkhw', target_embed, mask_features),
             nt_logits=self.nt_embed(query).mean(1),

@@ -46,9 +46,9 @@ class InstanceCriterion(nn.Module):
 
     def forward(self, outputs: Dict[str, Tensor], batch_data_samples: List) -> Dict[str, Tensor]:
         objectness = outputs['objectness']  # (B, Q, 2)
-        region_masks = torch.einsum('bqc,bchw->bqhw', outputs['instance_embed'], outputs['mask_features'])
+        instance_masks = torch.einsum('bqc,bchw->bqhw', outputs['instance_embed'], outputs['mask_features'])
         b, q = objectness.shape[:2]
-        size = region_masks.shape[-2:]
+        size = instance_masks.shape[-2:]
         labels = objectness.new_ones((b, q), dtype=torch.long)  # 1 = no object
         pred_masks, gt_masks = [], []
         for i, sample in enumerate(batch_data_samples):
@@ -61,11 +61,11 @@ class InstanceCriterion(nn.Module):
                 else gt.new_zeros((0,) + tuple(size))
             )
             gt_inst = InstanceData(labels=gt.new_zeros(len(gt), dtype=torch.long), masks=gt)
-            pred_inst = InstanceData(scores=objectness[i].detach(), masks=region_masks[i].detach())
+            pred_inst = InstanceData(scores=objectness[i].detach(), masks=instance_masks[i].detach())
             assigned = self.assigner.assign(pred_inst, gt_inst).gt_inds  # 0 = unmatched, k = gt k-1
             matched = (assigned > 0).nonzero(as_tuple=True)[0]
             labels[i, matched] = 0
-            pred_masks.append(region_masks[i, matched])
+            pred_masks.append(instance_masks[i, matched])
             gt_masks.append(gt[assigned[matched] - 1])
         loss_cls = self.loss_cls(objectness.flatten(0, 1), labels.flatten())
         pred_masks, gt_masks = torch.cat(pred_masks), torch.cat(gt_masks)
@@ -74,5 +74,5 @@ class InstanceCriterion(nn.Module):
             loss_mask = self.loss_mask(pred_masks.flatten(1), gt_masks.flatten(1), avg_factor=num_masks * size.numel())
             loss_dice = self.loss_dice(pred_masks.flatten(1), gt_masks.flatten(1), avg_factor=num_masks)
         else:  # no instance in the batch: keep the graph, add nothing
-            loss_mask = loss_dice = region_masks.sum() * 0
+            loss_mask = loss_dice = instance_masks.sum() * 0
         return dict(loss_inst_cls=loss_cls, loss_inst_mask=loss_mask, loss_inst_dice=loss_dice)
