@@ -8,8 +8,6 @@ import numpy as np
 import pycocotools.mask as mask_utils
 from mmengine.fileio import get
 
-SETTINGS = ('1v1', '1vN', 'Nv1', 'NvN', 'no-target')
-MODALITIES = ('text', 'visual', 'omni')
 VISUAL_PROMPT_TYPES = ('mask', 'box', 'scribble')
 
 

@@ -1,7 +1,9 @@
 """Time OmniSegNet against MMDetection's Mask2Former on the same inputs and threads.
 
-Per-image inference at SIZE x SIZE (default 480, the published input), each case in a
-fresh process so that its peak memory (max RSS) is its own:
+Per-image inference at SIZE x SIZE (default 480, the published input). The inference
+cases are timed in one process, interleaved round by round (so that a slow spell of the
+machine hits every case alike); then each case runs once more in a fresh process so that
+its peak memory (max RSS) is its own:
 
   m2f          stock mmdet Mask2Former Swin-B (instance output)
   text         OmniSegNet Swin-B + BERT-base, a text prompt
@@ -81,17 +83,68 @@ def omni_batch(size, n, text=True, visual=True, prompt_type='box'):
     return dict(inputs=inputs, data_samples=samples)
 
 
-def time_it(fn, repeats):
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return times
+def make_case(case, size, models):
+    """A function running ``case`` once; ``models`` caches the built models."""
+    import torch
+
+    if case == 'm2f':
+        if 'm2f' not in models:
+            from mmdet.registry import MODELS
+            from mmdet.structures import DetDataSample
+            from mmengine.hub import get_config
+
+            cfg = get_config(M2F_CONFIG)
+            cfg.model.backbone.init_cfg = None
+            cfg.model.test_cfg.update(panoptic_on=False, semantic_on=False, instance_on=True)
+            models['m2f'] = MODELS.build(cfg.model).eval()
+        model = models['m2f']
+        meta = dict(img_shape=(size, size), ori_shape=(size, size), pad_shape=(size, size), scale_factor=(1.0, 1.0))
+        inputs = model.data_preprocessor(
+            dict(
+                inputs=[torch.randint(0, 255, (3, size, size), dtype=torch.uint8)],
+                data_samples=[DetDataSample(metainfo=meta)],
+            ),
+            False,
+        )
+
+        def fn():
+            with torch.no_grad():
+                model.predict(inputs['inputs'], inputs['data_samples'])
+
+        return fn
+    if 'omni' not in models:
+        models['omni'] = build_omnisegnet()
+    model = models['omni']
+    if case == 'train-step':
+        model.train()
+        opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
+        batch = omni_batch(size, 2, text=False)
+
+        def fn():
+            data = model.data_preprocessor(batch, True)
+            loss = sum(model(**data, mode='loss').values())
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+        return fn
+    model.eval()
+    batch = omni_batch(size, 1, text=case in ('text', 'text+visual'), visual=case != 'text')
+    data = model.data_preprocessor(batch, False)
+    if case == 'visual-cached':
+        sample = data['data_samples'][0]
+        with torch.no_grad():
+            sample.visual_tokens = model.encode_references(sample.ref_inputs, sample.ref_prompt_maps)
+        sample.ref_inputs = sample.ref_inputs[:0]
+
+    def fn():
+        with torch.no_grad():
+            model(**data, mode='predict')
+
+    return fn
 
 
-def run_case(case, size, repeats, threads, queue):
+def _setup(threads):
     import torch
     from mmengine.registry import init_default_scope
 
@@ -100,71 +153,38 @@ def run_case(case, size, repeats, threads, queue):
     torch.set_num_threads(threads)
     init_default_scope('mmdet')
     torch.manual_seed(0)
-    if case == 'm2f':
-        from mmdet.registry import MODELS
-        from mmdet.structures import DetDataSample
-        from mmengine.hub import get_config
 
-        cfg = get_config(M2F_CONFIG)
-        cfg.model.backbone.init_cfg = None
-        cfg.model.test_cfg.update(panoptic_on=False, semantic_on=False, instance_on=True)
-        model = MODELS.build(cfg.model).eval()
-        inputs = model.data_preprocessor(
-            dict(
-                inputs=[torch.randint(0, 255, (3, size, size), dtype=torch.uint8)],
-                data_samples=[
-                    DetDataSample(
-                        metainfo=dict(
-                            img_shape=(size, size),
-                            ori_shape=(size, size),
-                            pad_shape=(size, size),
-                            scale_factor=(1.0, 1.0),
-                        )
-                    )
-                ],
-            ),
-            False,
-        )
 
-        def fn():
-            with torch.no_grad():
-                model.predict(inputs['inputs'], inputs['data_samples'])
-    else:
-        model = build_omnisegnet()
-        if case == 'train-step':
-            model.train()
-            opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
-            batch = omni_batch(size, 2, text=False)
+def time_cases(cases, size, repeats, threads, queue):
+    """Time ``cases`` interleaved: a warm-up of each, then ``repeats`` rounds of one run each."""
+    _setup(threads)
+    models = {}
+    fns = {case: make_case(case, size, models) for case in cases}
+    for fn in fns.values():
+        fn()
+    times = {case: [] for case in cases}
+    for _ in range(repeats):
+        for case, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[case].append(time.perf_counter() - start)
+    queue.put(times)
 
-            def fn():
-                data = model.data_preprocessor(batch, True)
-                loss = sum(model(**data, mode='loss').values())
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-        else:
-            model.eval()
-            batch = omni_batch(size, 1, text=case in ('text', 'text+visual'), visual=case != 'text')
-            data = model.data_preprocessor(batch, False)
-            if case == 'visual-cached':
-                sample = data['data_samples'][0]
-                with torch.no_grad():
-                    sample.visual_tokens = model.encode_references(sample.ref_inputs, sample.ref_prompt_maps)
-                sample.ref_inputs = sample.ref_inputs[:0]
 
-            def fn():
-                with torch.no_grad():
-                    model(**data, mode='predict')
+def peak_memory(case, size, threads, queue):
+    _setup(threads)
+    make_case(case, size, {})()
+    queue.put(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
 
-    times = time_it(fn, repeats)
-    queue.put(
-        dict(
-            case=case,
-            median=statistics.median(times),
-            times=times,
-            peak_rss_gb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
-        )
-    )
+
+def in_process(target, *args):
+    ctx = mp.get_context('spawn')
+    queue = ctx.Queue()
+    proc = ctx.Process(target=target, args=(*args, queue))
+    proc.start()
+    out = queue.get()
+    proc.join()
+    return out
 
 
 def main():
@@ -173,30 +193,37 @@ def main():
     parser.add_argument('--repeats', type=int, default=5)
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--cases', nargs='+', default=list(CASES), choices=CASES)
+    parser.add_argument('--no-memory', action='store_true', help='skip the per-case peak-memory runs')
     parser.add_argument('--out', help='write the figures to this JSON file')
     args = parser.parse_args()
-    ctx = mp.get_context('spawn')
+    inference = [c for c in args.cases if c != 'train-step']
+    times = in_process(time_cases, inference, args.size, args.repeats, args.threads) if inference else {}
+    if 'train-step' in args.cases:
+        times.update(in_process(time_cases, ['train-step'], args.size, max(2, args.repeats // 2), args.threads))
     results = {}
     for case in args.cases:
-        queue = ctx.Queue()
-        proc = ctx.Process(target=run_case, args=(case, args.size, args.repeats, args.threads, queue))
-        proc.start()
-        results[case] = queue.get()
-        proc.join()
+        peak = in_process(peak_memory, case, args.size, args.threads) if not args.no_memory else float('nan')
+        results[case] = dict(median=statistics.median(times[case]), times=times[case], peak_rss_gb=peak)
         r = results[case]
         print(
             f'{case:<14} median {r["median"]:7.3f} s   peak RSS {r["peak_rss_gb"]:5.2f} GB   '
             f'runs {", ".join(f"{t:.2f}" for t in r["times"])}',
             flush=True,
         )
-    print(f'\n{args.size}x{args.size}, {args.threads} threads, {args.repeats} runs after a warm-up')
+    print(f'\n{args.size}x{args.size}, {args.threads} threads, {args.repeats} interleaved rounds after a warm-up')
+    # Ratios: the median over rounds of the ratio within a round, robust to slow spells of the machine
+    # (every case of a round shares them).
     ratios = {}
+
+    def ratio(a, b):
+        return statistics.median(x / y for x, y in zip(results[a]['times'], results[b]['times']))
+
     if 'm2f' in results:
         for case in ('text', 'visual', 'visual-cached', 'text+visual'):
             if case in results:
-                ratios[f'{case}/m2f'] = results[case]['median'] / results['m2f']['median']
+                ratios[f'{case}/m2f'] = ratio(case, 'm2f')
     if 'text' in results and 'visual-cached' in results:
-        ratios['visual-cached/text'] = results['visual-cached']['median'] / results['text']['median']
+        ratios['visual-cached/text'] = ratio('visual-cached', 'text')
     targets = {'text/m2f': 1.0, 'visual/m2f': 1.55, 'visual-cached/text': 1.05}
     for key, value in ratios.items():
         target = targets.get(key)
