@@ -4,6 +4,8 @@ import torch.nn as nn
 from mmengine.model import BaseModule
 from torch import Tensor
 
+from ..layers import SelfAttentionFFN
+
 
 class ReferringDecoderLayer(BaseModule):
     """One layer of the referring decoder (ReLA style), post-norm:
@@ -23,12 +25,7 @@ class ReferringDecoderLayer(BaseModule):
         if with_prompt_attn:
             self.prompt_attn = nn.MultiheadAttention(embed_dims, num_heads, dropout=dropout, batch_first=True)
             self.norm_prompt = nn.LayerNorm(embed_dims)
-        self.self_attn = nn.MultiheadAttention(embed_dims, num_heads, dropout=dropout, batch_first=True)
-        self.norm_self = nn.LayerNorm(embed_dims)
-        self.ffn = nn.Sequential(
-            nn.Linear(embed_dims, ffn_dims), nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(ffn_dims, embed_dims)
-        )
-        self.norm_ffn = nn.LayerNorm(embed_dims)
+        self.self_attn_ffn = SelfAttentionFFN(embed_dims, num_heads, ffn_dims, dropout)
         self.dropout = nn.Dropout(dropout)
 
     def init_weights(self):
@@ -58,6 +55,4 @@ class ReferringDecoderLayer(BaseModule):
                 query + query_pos, prompt_memory, prompt_memory, key_padding_mask=prompt_padding, need_weights=False
             )[0]
             query = self.norm_prompt(query + self.dropout(out))
-        q = query + query_pos
-        query = self.norm_self(query + self.dropout(self.self_attn(q, q, query, need_weights=False)[0]))
-        return self.norm_ffn(query + self.dropout(self.ffn(query)))
+        return self.self_attn_ffn(query, query_pos)

@@ -8,7 +8,7 @@ from mmdet.registry import MODELS
 from mmengine.model import BaseModule
 from torch import Tensor
 
-from ..layers import LayerNorm2d
+from ..layers import LayerNorm2d, SelfAttentionFFN
 
 
 class PromptGeneratorLayer(BaseModule):
@@ -23,13 +23,7 @@ class PromptGeneratorLayer(BaseModule):
             embed_dims, num_heads, num_levels, num_points, dropout=dropout, batch_first=True
         )
         self.norm1 = nn.LayerNorm(embed_dims)
-        self.self_attn = nn.MultiheadAttention(embed_dims, num_heads, dropout=dropout, batch_first=True)
-        self.norm2 = nn.LayerNorm(embed_dims)
-        self.ffn = nn.Sequential(
-            nn.Linear(embed_dims, ffn_dims), nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(ffn_dims, embed_dims)
-        )
-        self.dropout = nn.Dropout(dropout)
-        self.norm3 = nn.LayerNorm(embed_dims)
+        self.self_attn_ffn = SelfAttentionFFN(embed_dims, num_heads, ffn_dims, dropout)
 
     def forward(self, query, query_pos, value, value_mask, reference_points, spatial_shapes, level_start_index):
         # mmcv's deformable attention adds its input back (identity) itself.
@@ -44,9 +38,7 @@ class PromptGeneratorLayer(BaseModule):
                 level_start_index=level_start_index,
             )
         )
-        q = query + query_pos
-        query = self.norm2(query + self.dropout(self.self_attn(q, q, query, need_weights=False)[0]))
-        return self.norm3(query + self.dropout(self.ffn(query)))
+        return self.self_attn_ffn(query, query_pos)
 
 
 @MODELS.register_module()
