@@ -129,3 +129,26 @@ def test_attention_masks_at_the_attention_size_equal_resized_region_masks():
     expected = small.flatten(2) < 0
     expected[expected.all(-1)] = False
     assert torch.equal(head._attention_mask(query, resized), expected)
+
+
+def test_region_queries_are_tied_to_the_minimap_cells():
+    """Query q first sees only grid cell q, in the order the minimap loss scores it."""
+    from omniris_mm.models import AdaptiveMaskHead
+
+    head = AdaptiveMaskHead.__new__(AdaptiveMaskHead)
+    torch.nn.Module.__init__(head)
+    head.grid_size, head.num_heads = (2, 3), 2
+    attn = head._region_attention_mask(1, (8, 12), 'cpu')
+    assert attn.shape == (2, 6, 96)
+    for r in range(2):
+        for c in range(3):
+            target = torch.zeros(1, 1, 8, 12)
+            target[..., 4 * r : 4 * r + 4, 4 * c : 4 * c + 4] = 1  # exactly cell (r, c)
+            cells = torch.nn.functional.adaptive_max_pool2d(target, (2, 3)).flatten()
+            q = int(cells.argmax())
+            assert cells.sum() == 1 and q == r * 3 + c
+            assert torch.equal(~attn[0, q], target.flatten().bool())
+    # A cell smaller than one position (grid finer than the map): that query sees everything.
+    head.grid_size = (4, 4)
+    attn = head._region_attention_mask(1, (2, 2), 'cpu')
+    assert (~attn).sum(-1).min() > 0

@@ -3,6 +3,7 @@
 import time
 
 import torch
+from conftest import shared
 from mmdet.registry import METRICS
 from mmengine.dataset import pseudo_collate
 from model_utils import build_model
@@ -35,9 +36,13 @@ def handful(root, picks, size, **kwargs):
     return pseudo_collate(train), pseudo_collate(test)
 
 
-def overfit(train, test, iters, lr=1e-3):
+def overfit(train, test, iters, lr=2e-3, clip=1.0):
+    """AdamW with a poly decay to 0 and gradient-norm clipping; returns the loss curve,
+    the metrics on ``test`` and the seconds taken."""
     model = build_model()
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.0)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: (1 - i / iters) ** 0.9)
     curve = []
     start = time.time()
     model.train()
@@ -46,7 +51,9 @@ def overfit(train, test, iters, lr=1e-3):
         loss = sum(losses.values())
         opt.zero_grad()
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, clip)
         opt.step()
+        sched.step()
         curve.append(float(loss))
     model.eval()
     metric = METRICS.build(dict(type='OmniRISMetric'))
@@ -70,3 +77,13 @@ def test_overfit_omnishapes(omnishapes):
         omnishapes, {'text-test': [0, 1, 2, 3], 'visual-test': [0, 1], 'omni-test': [0, 1]}, (128, 128)
     )
     check(*overfit(train, test, iters=150))
+
+
+def test_overfit_real_omniref_mini():
+    """Real COCO photos: a 1v1 and a 1vN text, a no-target text, and both omni samples (text +
+    scribble on a reference photo; one of them no-target), at 384 x 384. The set's thinnest
+    targets (the ball, the lifted players) are left out: at the head's stride 4, downsampling
+    their ground truth alone caps IoU near 0.8 at this size."""
+    root = shared('omniref_real_mini')
+    train, test = handful(root, {'text-test': [4, 5, 3], 'omni-test': [0, 1]}, (384, 384))
+    check(*overfit(train, test, iters=200))

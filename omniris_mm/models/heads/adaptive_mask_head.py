@@ -43,6 +43,11 @@ class AdaptiveMaskHead(BaseModule):
         feat_channels (int): Width of the pixel decoder and decoder.
         prompt_dims (int): Width of the prompt tokens.
         grid_size (tuple): Region grid (published 10 x 10 = 100 queries).
+        grid_prior (bool): Tie query ``q`` to grid cell ``q`` (the cell the minimap
+            loss scores it on): its position embedding adds the cell's sine position
+            and the first layer attends only inside the cell. Without it the tie must
+            be learnt from the minimap loss alone, which a small model on a few
+            images did not manage (minimap loss stayed at chance).
         num_layers, num_heads, ffn_dims, dropout: decoder layers.
         pixel_decoder (dict): mmdet pixel decoder config; channels and strides
             are filled from the arguments above.
@@ -68,6 +73,7 @@ class AdaptiveMaskHead(BaseModule):
         pixel_decoder: ConfigType = dict(type='MSDeformAttnPixelDecoder'),
         referring_criterion: ConfigType = dict(type='ReferringCriterion'),
         instance_criterion: OptConfigType = dict(type='InstanceCriterion'),
+        grid_prior: bool = True,
         test_cfg: OptConfigType = None,
         init_cfg=None,
     ):
@@ -88,6 +94,7 @@ class AdaptiveMaskHead(BaseModule):
         self.level_embed = nn.Embedding(self.num_levels, feat_channels)
         self.query_feat = nn.Embedding(num_queries, feat_channels)
         self.query_pos = nn.Embedding(num_queries, feat_channels)
+        self.grid_prior = grid_prior
         self.prompt_proj = nn.Linear(prompt_dims, feat_channels, bias=False)
         self.layers = nn.ModuleList(
             ReferringDecoderLayer(feat_channels, num_heads, ffn_dims, dropout, with_prompt_attn=(i == 0))
@@ -121,6 +128,21 @@ class AdaptiveMaskHead(BaseModule):
         attn[attn.all(-1)] = False  # a query that would see nothing sees everything
         return attn.repeat_interleave(self.num_heads, 0).detach()
 
+    def _grid_pos(self, like: Tensor) -> Tensor:
+        """(1, Q, C) sine position of each query's grid cell: the query's tie to its region."""
+        grid = self.positional_encoding(like.new_zeros((1,) + self.grid_size, dtype=torch.bool))
+        return grid.flatten(2).transpose(1, 2)
+
+    def _region_attention_mask(self, b: int, size, device) -> Tensor:
+        """The first layer's attention mask: each query sees only its own grid cell."""
+        (gh, gw), (h, w) = self.grid_size, size
+        rows = torch.arange(h, device=device) * gh // h
+        cols = torch.arange(w, device=device) * gw // w
+        cell = (rows[:, None] * gw + cols[None]).flatten()  # (HW,) cell index of each position
+        attn = cell[None] != torch.arange(gh * gw, device=device)[:, None]  # (Q, HW) True = blocked
+        attn[attn.all(-1)] = False  # a cell smaller than one position: see everything
+        return attn[None].expand(b * self.num_heads, -1, -1)
+
     def forward(self, feats: List[Tensor], prompt_tokens: Tensor, prompt_mask: Tensor) -> Dict[str, Tensor]:
         """feats: backbone maps (strides 4-32); prompt_tokens (B, L, D); prompt_mask (B, L) True = valid."""
         mask_features, multi_scale = self.pixel_decoder(feats)  # (B, C, H/4, W/4); 3 maps, coarse first
@@ -134,7 +156,11 @@ class AdaptiveMaskHead(BaseModule):
         prompt_memory = self.prompt_proj(prompt_tokens)
         query = self.query_feat.weight[None].expand(b, -1, -1)
         query_pos = self.query_pos.weight[None].expand(b, -1, -1)
-        attn = self._attention_mask(query, attn_features[0])
+        if self.grid_prior:
+            query_pos = query_pos + self._grid_pos(mask_features)
+            attn = self._region_attention_mask(b, attn_features[0].shape[-2:], mask_features.device)
+        else:
+            attn = self._attention_mask(query, attn_features[0])
         for i, layer in enumerate(self.layers):
             level = i % self.num_levels
             query = layer(query, query_pos, memories[level], memory_pos[level], attn, prompt_memory, ~prompt_mask)
