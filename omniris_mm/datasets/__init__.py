@@ -4,6 +4,7 @@ from .grefcoco import GRefCocoDataset
 from .omniref import OmniRefDataset
 from .refcoco import RefCocoOmniDataset
 from .reference_db import ReferenceDatabase
+from .samplers import RatioMultiSourceSampler
 from .transforms import *  # noqa: F401,F403
 from .utils import OmniDataError
 
@@ -13,6 +14,7 @@ __all__ = [
     'CocoVisualPromptDataset',
     'GRefCocoDataset',
     'OmniRefDataset',
+    'RatioMultiSourceSampler',
     'ReferenceDatabase',
     'RefCocoOmniDataset',
     'OmniDataError',

@@ -34,3 +34,32 @@ def test_published_config_builds_with_stock_registry():
     }
     assert trainable_layers == {str(i) for i in range(10)}  # layers 10 and 11 frozen, as published
     assert cfg.optim_wrapper.optimizer.lr == 1e-5 and cfg.train_cfg.max_iters == 37600
+
+
+STAGES = [
+    'configs/omnisegnet/omnisegnet_swinb_stage1_vl-align.py',
+    'configs/omnisegnet/omnisegnet_swinb_stage2_visual-tuning.py',
+    'configs/omnisegnet_swinb.py',
+]
+
+
+def test_three_stages_chain_and_mix_their_sources():
+    from mmdet.registry import DATASETS
+
+    init_default_scope('mmdet')
+    cfgs = [Config.fromfile(osp.join(REPO, c)) for c in STAGES]
+    assert cfgs[0].load_from is None  # from ImageNet Swin-B and BERT-base (init_cfg)
+    for prev, path, cfg in zip(cfgs, STAGES, cfgs[1:]):
+        name = osp.splitext(osp.basename(path))[0]
+        assert cfg.load_from == f'work_dirs/{name}/iter_{prev.train_cfg.max_iters}.pth'
+    sources = []
+    for cfg in cfgs:
+        built = [DATASETS.build(dict(d, lazy_init=True)) for d in cfg.train_dataloader.dataset.datasets]
+        sources.append([(type(d).__name__, getattr(d, 'split', None)) for d in built])
+    assert [t for t, _ in sources[0]] == ['RefCocoOmniDataset'] * 3 + ['GRefCocoDataset', 'OmniRefDataset']
+    assert sources[0][-1][1] == 'text-train'
+    assert sources[1] == [('OmniRefDataset', 'visual-train'), ('CocoVisualPromptDataset', None)]
+    assert sources[2] == [('OmniRefDataset', s) for s in ('text-train', 'visual-train', 'omni-train')]
+    sampler = cfgs[2].train_dataloader.sampler
+    assert sampler.type == 'RatioMultiSourceSampler' and sampler.source_ratio[:2] == [7, 2]
+    assert sampler.batch_size == cfgs[2].train_dataloader.batch_size

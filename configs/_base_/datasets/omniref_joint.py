@@ -1,5 +1,6 @@
 # OmniRef at 480 x 480 (the published input): text, visual (mask, box and scribble in one run)
-# and omni samples; the omni test split for validation.
+# and omni samples mixed text:visual:omni = 7:2:1 per GPU stream (RatioMultiSourceSampler keeps
+# the ratio across batches; change source_ratio to re-mix); the omni test split for validation.
 dataset_type = 'OmniRefDataset'
 data_root = 'data/omniref/'
 img_scale = (480, 480)
@@ -23,11 +24,13 @@ test_pipeline = [
     dict(type='SynthesizePromptMaps', prompt_probs=dict(mask=1.0, box=1.0, scribble=1.0)),
     dict(type='PackOmniInputs'),
 ]
+batch_size = 8  # per GPU
+source_ratio = [7, 2, 1]  # text-train, visual-train, omni-train
 train_dataloader = dict(
-    batch_size=8,
+    batch_size=batch_size,
     num_workers=4,
     persistent_workers=True,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
+    sampler=dict(type='RatioMultiSourceSampler', batch_size=batch_size, source_ratio=source_ratio),
     dataset=dict(
         type='ConcatDataset',
         datasets=[

@@ -1,0 +1,3 @@
+from .ratio_sampler import RatioMultiSourceSampler
+
+__all__ = ['RatioMultiSourceSampler']
