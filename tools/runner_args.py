@@ -28,3 +28,22 @@ def load_config(args: argparse.Namespace) -> Config:
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
     return cfg
+
+
+def keep_seed_on_resume(cfg: Config) -> None:
+    """Take the seed of the checkpoint to resume from, before the Runner is built.
+
+    mmengine restores the seed only after it has built the dataloader, whose sampler
+    has by then drawn its order from a fresh seed: the resumed run would see other
+    samples than the interrupted one and end with other weights. Reading the seed
+    first makes a resumed run finish exactly where an uninterrupted one does.
+    """
+    import torch
+    from mmengine.runner import find_latest_checkpoint
+
+    path = cfg.get('load_from') or find_latest_checkpoint(cfg.work_dir)
+    if not path or not osp.isfile(path):
+        return
+    meta = torch.load(path, map_location='cpu', mmap=True, weights_only=False).get('meta', {})
+    if meta.get('seed') is not None:
+        cfg.randomness = dict(cfg.get('randomness') or {}, seed=meta['seed'])

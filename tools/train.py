@@ -6,7 +6,7 @@ import logging
 from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
-from runner_args import add_common_args, load_config
+from runner_args import add_common_args, keep_seed_on_resume, load_config
 
 
 def parse_args():
@@ -29,10 +29,12 @@ def main():
     args = parse_args()
     cfg = load_config(args)
     if args.amp:
-        if cfg.optim_wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
+        wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
+        if wrapper in ('AmpOptimWrapper', 'GuardedAmpOptimWrapper'):
             print_log('AMP training is already enabled in your config.', logger='current', level=logging.WARNING)
         else:
-            cfg.optim_wrapper.type = 'AmpOptimWrapper'
+            # The guarded wrapper keeps its NaN/inf guard under AMP.
+            cfg.optim_wrapper.type = 'GuardedAmpOptimWrapper' if wrapper == 'GuardedOptimWrapper' else 'AmpOptimWrapper'
             cfg.optim_wrapper.loss_scale = 'dynamic'
     if args.auto_scale_lr:
         if 'auto_scale_lr' not in cfg or 'base_batch_size' not in cfg.auto_scale_lr:
@@ -42,6 +44,8 @@ def main():
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:
         cfg.resume, cfg.load_from = True, args.resume
+    if cfg.get('resume'):
+        keep_seed_on_resume(cfg)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     runner.train()
 

@@ -5,7 +5,8 @@ train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=50
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 optim_wrapper = dict(
-    type='OptimWrapper',
+    type='GuardedOptimWrapper',
+    on_nonfinite='error',  # 'skip' drops a NaN/inf step and counts it
     optimizer=dict(type='AdamW', lr=1e-5, weight_decay=0.05),
     clip_grad=dict(max_norm=0.01, norm_type=2),
 )

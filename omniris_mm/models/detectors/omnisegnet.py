@@ -1,3 +1,4 @@
+from collections import OrderedDict
 from typing import Dict, List, Tuple
 
 import torch
@@ -6,8 +7,12 @@ from mmdet.models.detectors import BaseDetector
 from mmdet.registry import MODELS
 from mmdet.structures import SampleList
 from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
+from mmengine.dist import all_reduce, is_distributed
+from mmengine.logging import MessageHub
 from mmengine.structures import InstanceData, PixelData
 from torch import Tensor
+
+from ...engine.optimizers import BATCH_INFO_KEY
 
 PROMPT_TYPES = ('text', 'mask', 'box', 'scribble')
 
@@ -139,6 +144,10 @@ class OmniSegNet(BaseDetector):
         return self.backbone(batch_inputs, prompt_tokens, prompt_mask)
 
     def loss(self, batch_inputs: Tensor, batch_data_samples: SampleList) -> Dict[str, Tensor]:
+        # Named in the error if this batch's loss is not finite (GuardedOptimWrapper).
+        MessageHub.get_current_instance().update_info(
+            BATCH_INFO_KEY, [s.metainfo.get('record_id', s.metainfo.get('img_path')) for s in batch_data_samples]
+        )
         prompts = self.encode_prompts(batch_data_samples)
         if self.fusion == 'union' and any(len(p) > 1 for p in prompts):
             raise ValueError(
@@ -148,6 +157,17 @@ class OmniSegNet(BaseDetector):
         tokens, mask, _ = self._prompt_rows(prompts)
         feats = self.extract_feat(batch_inputs, tokens, mask)
         return self.head.loss(feats, tokens, mask, batch_data_samples)
+
+    def parse_losses(self, losses: Dict[str, Tensor]) -> Tuple[Tensor, Dict[str, Tensor]]:
+        """mmengine's, with the logged values averaged over the ranks: the log then shows
+        the loss of the whole global batch, not rank 0's share (the loss that is
+        back-propagated is untouched)."""
+        loss, log_vars = super().parse_losses(losses)
+        if is_distributed() and log_vars:
+            values = torch.stack([v.detach().float() for v in log_vars.values()])
+            values = all_reduce(values, op='mean')
+            log_vars = OrderedDict(zip(log_vars, values))
+        return loss, log_vars
 
     def predict(self, batch_inputs: Tensor, batch_data_samples: SampleList, rescale: bool = True) -> SampleList:
         """Fills ``pred_sem_seg`` (union mask), ``pred_no_target`` and

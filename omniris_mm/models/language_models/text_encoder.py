@@ -2,6 +2,7 @@ import importlib
 import os
 from typing import List, Optional, Sequence, Tuple
 
+import torch
 from mmdet.registry import MODELS
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
@@ -79,6 +80,7 @@ class HFTextEncoder(BaseModule):
         self.embed_dims = model.config.hidden_size
         self.max_tokens = max_tokens
         self.num_truncated = 0
+        self.frozen = frozen
         if frozen:
             self.model.requires_grad_(False)
         else:
@@ -87,6 +89,15 @@ class HFTextEncoder(BaseModule):
                 for i, layer in enumerate(self.model.encoder.layer):
                     layer.requires_grad_(i in keep)
             self.model.embeddings.requires_grad_(train_embeddings)
+
+    def train(self, mode: bool = True):
+        """A frozen encoder stays in eval mode: its dropout would only add noise (and
+        consume the random stream, so that a resumed run would drift from an
+        uninterrupted one)."""
+        super().train(mode)
+        if self.frozen:
+            self.model.eval()
+        return self
 
     def forward(self, texts: List[str]) -> Tuple[Tensor, Tensor]:
         device = next(self.model.parameters()).device
@@ -102,7 +113,8 @@ class HFTextEncoder(BaseModule):
         self._count_truncated(texts)
         input_ids = enc['input_ids'].to(device)
         attention_mask = enc['attention_mask'].to(device)
-        out = self.model(input_ids=input_ids, attention_mask=attention_mask)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
+            out = self.model(input_ids=input_ids, attention_mask=attention_mask)
         return out.last_hidden_state, attention_mask.bool()
 
     def _count_truncated(self, texts: List[str]) -> None:

@@ -1,0 +1,3 @@
+from .optimizers import GuardedAmpOptimWrapper, GuardedOptimWrapper
+
+__all__ = ['GuardedOptimWrapper', 'GuardedAmpOptimWrapper']
