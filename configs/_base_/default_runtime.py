@@ -23,3 +23,6 @@ log_processor = dict(type='LogProcessor', window_size=50, by_epoch=True)
 log_level = 'INFO'
 load_from = None
 resume = False
+# A batch on one GPU may hold only text samples (the visual prompt encoder then gets no gradient)
+# or only visual ones: DDP must look for unused parameters.
+find_unused_parameters = True

@@ -165,7 +165,7 @@ class OmniSegNet(BaseDetector):
         loss, log_vars = super().parse_losses(losses)
         if is_distributed() and log_vars:
             values = torch.stack([v.detach().float() for v in log_vars.values()])
-            values = all_reduce(values, op='mean')
+            all_reduce(values, op='mean')  # in place
             log_vars = OrderedDict(zip(log_vars, values))
         return loss, log_vars
 

@@ -3,7 +3,7 @@ from typing import Dict, List
 import torch
 import torch.nn.functional as F
 from mmdet.registry import MODELS, TASK_UTILS
-from mmdet.utils import ConfigType
+from mmdet.utils import ConfigType, reduce_mean
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
@@ -67,9 +67,14 @@ class InstanceCriterion(nn.Module):
             labels[i, matched] = 0
             pred_masks.append(instance_masks[i, matched])
             gt_masks.append(gt[assigned[matched] - 1])
-        loss_cls = self.loss_cls(objectness.flatten(0, 1), labels.flatten())
+        # Normalisers averaged over the ranks (as mmdet's Mask2Former does), so that with DDP
+        # the loss is that of the global batch, whatever each rank's share of instances.
+        class_weight = objectness.new_tensor(self.loss_cls.class_weight or [1.0, 1.0])
+        cls_avg = reduce_mean(class_weight[labels].sum()).clamp(min=1e-6)
+        loss_cls = self.loss_cls(objectness.flatten(0, 1), labels.flatten(), avg_factor=cls_avg)
         pred_masks, gt_masks = torch.cat(pred_masks), torch.cat(gt_masks)
-        num_masks = max(len(gt_masks), 1)
+        # No clamp to 1 after the mean: with fewer instances than ranks it would shrink the loss.
+        num_masks = reduce_mean(objectness.new_tensor(float(len(gt_masks)))).clamp(min=1e-6).item()
         if len(pred_masks):
             loss_mask = self.loss_mask(pred_masks.flatten(1), gt_masks.flatten(1), avg_factor=num_masks * size.numel())
             loss_dice = self.loss_dice(pred_masks.flatten(1), gt_masks.flatten(1), avg_factor=num_masks)

@@ -3,6 +3,7 @@ from typing import Dict, List, Sequence
 import torch
 import torch.nn.functional as F
 from mmdet.registry import MODELS
+from mmdet.utils import reduce_mean
 from torch import Tensor, nn
 
 
@@ -51,7 +52,13 @@ class ReferringCriterion(nn.Module):
         size = batch_data_samples[0].metainfo['batch_input_shape']
         target = union_targets(batch_data_samples, size, self.ignore_index).to(outputs['target_mask'].device)
         logits = F.interpolate(outputs['target_mask'], size, mode='bilinear', align_corners=False)
-        loss_mask = F.cross_entropy(logits, target, weight=self.class_weight, ignore_index=self.ignore_index)
+        # The weighted mean over the valid pixels of the global batch (normaliser averaged over
+        # the ranks), which is F.cross_entropy's weighted mean when there is one process.
+        loss_mask = F.cross_entropy(
+            logits, target, weight=self.class_weight, ignore_index=self.ignore_index, reduction='sum'
+        )
+        valid = target != self.ignore_index
+        loss_mask = loss_mask / reduce_mean(self.class_weight[target[valid]].sum()).clamp(min=1e-6)
         grid = outputs['minimap'].shape[-2:]
         positive = (target == 1).float()[:, None]
         minimap_target = (F.adaptive_max_pool2d(positive, grid)[:, 0] > 0).long()
