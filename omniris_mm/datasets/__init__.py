@@ -2,6 +2,7 @@ from .base_omni import BaseOmniDataset, OmniDatasetMixin
 from .coco_visual import CocoVisualPromptDataset
 from .grefcoco import GRefCocoDataset
 from .omniref import OmniRefDataset
+from .pascal5i import Pascal5iDataset
 from .refcoco import RefCocoOmniDataset
 from .reference_db import ReferenceDatabase
 from .samplers import RatioMultiSourceSampler
@@ -14,6 +15,7 @@ __all__ = [
     'CocoVisualPromptDataset',
     'GRefCocoDataset',
     'OmniRefDataset',
+    'Pascal5iDataset',
     'RatioMultiSourceSampler',
     'ReferenceDatabase',
     'RefCocoOmniDataset',

@@ -240,7 +240,11 @@ class OmniDatasetMixin:
     def prepare_data(self, idx: int):
         try:
             return super().prepare_data(idx)
-        except (OmniDataError, OSError) as err:
+        except (OmniDataError, OSError, AssertionError) as err:
+            # mmcv's LoadImageFromFile asserts on bytes that do not decode (a corrupt file);
+            # any other assertion is a bug, not bad data, and is not caught.
+            if isinstance(err, AssertionError) and 'failed to load image' not in str(err):
+                raise
             where = self.get_data_info(idx)['record_id'] if not isinstance(err, OmniDataError) else None
             err = err if where is None else OmniDataError(f'{where}: {err}')
             if self.test_mode or self.on_invalid == 'error':

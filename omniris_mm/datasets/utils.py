@@ -4,6 +4,7 @@ import json
 import os.path as osp
 from typing import Dict, List, Optional, Sequence, Union
 
+import mmcv
 import numpy as np
 import pycocotools.mask as mask_utils
 from mmengine.fileio import get
@@ -149,3 +150,14 @@ class CocoIndex:
 
 def join_img_path(prefix: str, file_name: str) -> str:
     return osp.join(prefix, file_name) if prefix else file_name
+
+
+def read_label_map(path: str, backend_args: Optional[dict] = None) -> np.ndarray:
+    """A VOC label PNG as (H, W) uint8 class ids (0 background, 255 void)."""
+    try:
+        seg = mmcv.imfrombytes(get(path, backend_args=backend_args), flag='unchanged', backend='pillow')
+    except OSError as err:
+        raise OmniDataError(f'cannot read label map {path}: {err}') from None
+    if seg is None or seg.ndim != 2:
+        raise OmniDataError(f'{path} is not a single-channel label map')
+    return seg

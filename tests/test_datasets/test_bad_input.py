@@ -150,3 +150,17 @@ def test_image_size_mismatch(mini_copy):
     edit(mini_copy, 'instances.json', wrong)
     with pytest.raises(OmniDataError):
         build(mini_copy)[0]
+
+
+def test_corrupt_image_names_the_path_or_is_skipped_and_counted(mini_copy):
+    os.remove(mini_copy / 'images')
+    shutil.copytree(osp.join(shared('omniref_real_mini'), 'images'), mini_copy / 'images')
+    with open(mini_copy / 'images' / '000000142238.jpg', 'wb') as f:
+        f.write(b'\xff\xd8 not a jpeg any more')
+    ds = build(mini_copy)
+    with pytest.raises(OmniDataError, match=r'record 0 ref_id=1 sent_id=10: failed to load image: .*000000142238.jpg'):
+        ds[0]
+    train = build(mini_copy, on_invalid='skip', test_mode=False)
+    for _ in range(3):
+        assert train[0]['data_samples'].img_id != 142238  # skipped, another sample drawn
+    assert len(train.skipped) >= 3 and all('000000142238.jpg' in s for s in train.skipped)

@@ -63,3 +63,50 @@ def test_three_stages_chain_and_mix_their_sources():
     sampler = cfgs[2].train_dataloader.sampler
     assert sampler.type == 'RatioMultiSourceSampler' and sampler.source_ratio[:2] == [7, 2]
     assert sampler.batch_size == cfgs[2].train_dataloader.batch_size
+
+
+def test_model_index_lists_configs_that_exist():
+    import yaml
+
+    index = yaml.safe_load(open(osp.join(REPO, 'model-index.yml')))
+    models = []
+    for meta in index['Import']:
+        data = yaml.safe_load(open(osp.join(REPO, meta)))
+        collections = {c['Name'] for c in data['Collections']}
+        for model in data['Models']:
+            assert model['In Collection'] in collections
+            cfg = Config.fromfile(osp.join(REPO, model['Config']))
+            assert osp.splitext(osp.basename(model['Config']))[0] == model['Name']
+            assert cfg.train_cfg.max_iters == model['Metadata']['Iterations']
+            models.append(model['Name'])
+    assert [m for m in models if 'stage' not in m] == ['omnisegnet_swinb'] and len(models) == 3
+
+
+def test_evaluation_configs_cover_every_split():
+    import glob
+
+    from mmdet.registry import DATASETS
+
+    init_default_scope('mmdet')
+    seen = {}
+    for path in sorted(glob.glob(osp.join(REPO, 'configs', 'omnisegnet', 'eval', '*.py'))):
+        cfg = Config.fromfile(path)
+        ds = DATASETS.build(dict(cfg.test_dataloader.dataset, lazy_init=True))
+        key = getattr(ds, 'split', None) or f'fold{ds.fold}'
+        if getattr(ds, 'prompt_type', None) and type(ds).__name__ == 'OmniRefDataset':
+            key += f'/{ds.prompt_type}'
+        name = type(ds).__name__ + (
+            f':{osp.dirname(ds.ann_file).split("/")[-1]}' if 'RefCoco' in type(ds).__name__ else ''
+        )
+        seen.setdefault(name, set()).add(key)
+        assert ds.test_mode
+        metric = cfg.test_evaluator.type
+        assert metric == ('FewShotSegMetric' if 'pascal5i' in path else 'OmniRISMetric'), path
+    assert seen == {
+        'OmniRefDataset': {'text-test', 'visual-test/mask', 'visual-test/box', 'visual-test/scribble', 'omni-test'},
+        'GRefCocoDataset:grefcoco': {'val', 'testA', 'testB'},
+        'RefCocoOmniDataset:refcoco': {'val', 'testA', 'testB'},
+        'RefCocoOmniDataset:refcoco+': {'val', 'testA', 'testB'},
+        'RefCocoOmniDataset:refcocog': {'val', 'test'},
+        'Pascal5iDataset': {'fold0', 'fold1', 'fold2', 'fold3'},
+    }

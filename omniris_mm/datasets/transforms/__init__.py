@@ -1,6 +1,6 @@
 from .formatting import PackOmniInputs
 from .geometric import OmniRandomFlip, OmniResize, flip_text
-from .loading import LoadOmniAnnotations, LoadVisualPrompts
+from .loading import LoadFewShotSegMap, LoadOmniAnnotations, LoadVisualPrompts
 from .prompts import SynthesizePromptMaps, box_prompt, scribble_prompt
 
 __all__ = [
@@ -8,6 +8,7 @@ __all__ = [
     'OmniRandomFlip',
     'OmniResize',
     'flip_text',
+    'LoadFewShotSegMap',
     'LoadOmniAnnotations',
     'LoadVisualPrompts',
     'SynthesizePromptMaps',

@@ -7,7 +7,7 @@ from mmdet.datasets.transforms import LoadAnnotations
 from mmdet.registry import TRANSFORMS
 from mmengine.fileio import get
 
-from ..utils import OmniDataError, decode_mask
+from ..utils import OmniDataError, decode_mask, read_label_map
 
 
 def _where(results: dict) -> str:
@@ -93,4 +93,27 @@ class LoadVisualPrompts(BaseTransform):
             if not mask.any():
                 raise OmniDataError(f'{where}: reference annotation {prompt.get("ann_id")} in {path} has an empty mask')
             prompt.update(img=img, img_shape=(h, w), ori_shape=(h, w), ref_mask=mask)
+        return results
+
+
+@TRANSFORMS.register_module()
+class LoadFewShotSegMap(BaseTransform):
+    """The episode's ground truth from a label map: ``gt_seg_map`` (H, W) uint8 with 1
+    where the label is ``results['category_id']``, 0 elsewhere and ``ignore_index``
+    where the label is void (VOC's 255), for :class:`FewShotSegMetric`.
+
+    Args:
+        ignore_index (int): Void label, kept. Defaults to 255.
+        backend_args (dict, optional): File backend arguments.
+    """
+
+    def __init__(self, ignore_index: int = 255, backend_args: Optional[dict] = None):
+        self.ignore_index = ignore_index
+        self.backend_args = backend_args
+
+    def transform(self, results: dict) -> dict:
+        label = read_label_map(results['seg_map_path'], self.backend_args)
+        gt = (label == results['category_id']).astype(np.uint8)
+        gt[label == self.ignore_index] = self.ignore_index
+        results['gt_seg_map'] = gt
         return results

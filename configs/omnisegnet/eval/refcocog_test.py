@@ -1,0 +1,3 @@
+# refcocog test.
+_base_ = ['./refcocog_val.py']
+test_dataloader = dict(dataset=dict(split='test'))
