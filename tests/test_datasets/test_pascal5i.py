@@ -5,6 +5,7 @@ import os.path as osp
 import mmcv
 import numpy as np
 import pytest
+import torch
 from conftest import REPO, shared
 from mmdet.registry import METRICS
 from mmengine.config import Config
@@ -109,3 +110,22 @@ def test_split_file_and_bad_input(voc_root, tmp_path):
         Pascal5iDataset(fold=0, data_root=voc_root, split_file=str(split), pipeline=PIPELINE)
     with pytest.raises(ValueError, match='fold'):
         Pascal5iDataset(fold=4, data_root=voc_root, pipeline=PIPELINE)
+
+
+def test_metric_table_names_the_classes(voc_root, monkeypatch):
+    from mmengine.logging import MMLogger
+
+    ds = Pascal5iDataset(fold=0, data_root=voc_root, num_episodes=4, pipeline=PIPELINE)
+    metric = METRICS.build(dict(type='FewShotSegMetric'))
+    metric.dataset_meta = ds.metainfo
+    for i in range(len(ds)):
+        sample = ds[i]['data_samples']
+        sample.pred_sem_seg = PixelData(sem_seg=(sample.gt_sem_seg.sem_seg == 1).to(torch.uint8))
+        metric.process({}, [sample])
+    logged = []
+    monkeypatch.setattr(MMLogger.get_current_instance(), 'info', logged.append)
+    metric.evaluate(len(ds))
+    [table] = [m for m in logged if m.startswith('Few-shot results:')]
+    classes = {ds.metainfo['classes'][ds.get_data_info(i)['category_id'] - 1] for i in range(len(ds))}
+    assert classes and all(f'{c:<16}' in table for c in classes)
+    assert 'mIoU                    4   100.00' in table and 'aeroplane               2   100.00' in table

@@ -68,7 +68,15 @@ class FewShotSegMetric(BaseMetric):
             'FB-IoU': 100.0 * (fg_iou + bg_iou) / 2,
         }
         metrics.update({f'IoU/{c}': v for c, v in class_iou.items()})
-        MMLogger.get_current_instance().info(
-            'Few-shot results: ' + ', '.join(f'{k}={v:.2f}' for k, v in metrics.items())
-        )
+        episodes = {}
+        for r in results:
+            episodes[r['category_id']] = episodes.get(r['category_id'], 0) + 1
+        names = (self.dataset_meta or {}).get('classes')
+        lines = [f'{"class":<16}{"episodes":>9}{"IoU":>9}']
+        for c, iou in class_iou.items():
+            label = names[c - 1] if names and 0 < c <= len(names) else str(c)
+            lines.append(f'{label:<16}{episodes[c]:>9}{iou:>9.2f}')
+        lines.append(f'{"mIoU":<16}{len(results):>9}{metrics["mIoU"]:>9.2f}')
+        lines.append(f'{"FB-IoU":<16}{len(results):>9}{metrics["FB-IoU"]:>9.2f}')
+        MMLogger.get_current_instance().info('Few-shot results:\n' + '\n'.join(lines))
         return metrics
