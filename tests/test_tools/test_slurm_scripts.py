@@ -20,37 +20,29 @@ def fake_srun(tmp_path):
     return env, log
 
 
-def test_slurm_train(fake_srun):
+@pytest.mark.parametrize(
+    'script,args,expected',
+    [
+        (
+            'slurm_train.sh',
+            ['gpu', 'omni', 'configs/omnisegnet_swinb.py', 'work', '--amp'],
+            ['train.py', 'configs/omnisegnet_swinb.py', '--work-dir=work', '--amp'],
+        ),
+        (
+            'slurm_test.sh',
+            ['gpu', 'omni', 'cfg.py', 'ckpt.pth', '--out', 'p.pkl'],
+            ['test.py', 'cfg.py', 'ckpt.pth', '--out', 'p.pkl'],
+        ),
+    ],
+)
+def test_slurm_scripts_hand_srun_the_job(fake_srun, script, args, expected):
     env, log = fake_srun
-    script = osp.join(REPO, 'tools', 'slurm_train.sh')
-    subprocess.run(['bash', script, 'gpu', 'omni', 'configs/omnisegnet_swinb.py', 'work', '--amp'], env=env, check=True)
-    args = log.read_text().split('\n')
-    assert args[:2] == ['-p', 'gpu'] and '--ntasks=16' in args and '--gres=gpu:8' in args
-    tail = args[args.index('-u') + 1 :]
-    assert tail[:5] == [
-        osp.join(REPO, 'tools', 'train.py'),
-        'configs/omnisegnet_swinb.py',
-        '--work-dir=work',
-        '--launcher',
-        'slurm',
-    ]
-    assert tail[5] == '--amp'
-
-
-def test_slurm_test_and_usage(fake_srun):
-    env, log = fake_srun
-    script = osp.join(REPO, 'tools', 'slurm_test.sh')
-    subprocess.run(['bash', script, 'gpu', 'omni', 'cfg.py', 'ckpt.pth', '--out', 'p.pkl'], env=env, check=True)
-    args = log.read_text().split('\n')
-    tail = args[args.index('-u') + 1 :]
-    assert tail[:7] == [
-        osp.join(REPO, 'tools', 'test.py'),
-        'cfg.py',
-        'ckpt.pth',
-        '--launcher',
-        'slurm',
-        '--out',
-        'p.pkl',
-    ]
-    proc = subprocess.run(['bash', script, 'gpu'], env=env, capture_output=True, text=True)
+    path = osp.join(REPO, 'tools', script)
+    subprocess.run(['bash', path, *args], env=env, check=True)
+    srun_args = log.read_text().strip().split('\n')
+    assert srun_args[:2] == ['-p', 'gpu'] and '--job-name=omni' in srun_args
+    assert '--ntasks=16' in srun_args and '--gres=gpu:8' in srun_args  # GPUS=16: two nodes of 8
+    tail = srun_args[srun_args.index('-u') + 1 :]
+    assert tail == [osp.join(REPO, 'tools', expected[0]), *expected[1:], '--launcher', 'slurm']
+    proc = subprocess.run(['bash', path, 'gpu'], env=env, capture_output=True, text=True)
     assert proc.returncode == 2 and 'usage' in proc.stderr

@@ -1,18 +1,6 @@
-# refcocog val (umd splits; the other splits: the sibling configs), read by mmdet's RefCocoDataset.
+# refcocog val (umd splits; test: the sibling configs), read by mmdet's RefCocoDataset.
 # Layout: data/coco/train2014/, data/coco/refcocog/{refs(umd).p, instances.json}.
 # Run: tools/test.py CONFIG CHECKPOINT (or tools/dist_test.sh CONFIG CHECKPOINT GPUS); prints the metric table.
 # Published protocol (masks scored at 480 x 480): --cfg-options test_evaluator.eval_size="(480,480)"
-_base_ = ['../../omnisegnet_swinb.py']
-test_dataloader = dict(
-    dataset=dict(
-        _delete_=True,
-        type='RefCocoOmniDataset',
-        data_root='data/coco/',
-        ann_file='refcocog/instances.json',
-        split_file='refcocog/refs(umd).p',
-        data_prefix=dict(img_path='train2014/'),
-        split='val',
-        pipeline={{_base_.test_pipeline}},
-        test_mode=True,
-    )
-)
+_base_ = ['./refcoco_val.py']
+test_dataloader = dict(dataset=dict(ann_file='refcocog/instances.json', split_file='refcocog/refs(umd).p'))
