@@ -10,6 +10,6 @@ from .version import __version__
 
 compat.apply()
 
-from . import datasets, engine, evaluation, models  # noqa: E402,F401  (registers the modules)
+from . import datasets, engine, evaluation, models, visualization  # noqa: E402,F401  (registers the modules)
 
-__all__ = ['__version__', 'compat', 'datasets', 'engine', 'evaluation', 'models']
+__all__ = ['__version__', 'compat', 'datasets', 'engine', 'evaluation', 'models', 'visualization']

@@ -49,6 +49,8 @@ def test_train_then_test(omnishapes, tmp_path):
         str(tmp_path / 'test'),
         '--out',
         str(tmp_path / 'preds.pkl'),
+        '--show-dir',
+        'pictures',
         '--cfg-options',
         *data_options(omnishapes),
     )
@@ -56,3 +58,9 @@ def test_train_then_test(omnishapes, tmp_path):
     [metrics_file] = glob.glob(str(tmp_path / 'test' / '*' / '*.json'))
     metrics = json.load(open(metrics_file))
     assert 0.0 <= metrics['gIoU'] <= 100.0 and 'visual/scribble/gIoU' in metrics
+    # One OmniRISVisualizer picture per test sample (several samples share a target image).
+    import pickle
+
+    preds = pickle.load(open(tmp_path / 'preds.pkl', 'rb'))
+    pictures = glob.glob(str(tmp_path / 'test' / '*' / 'pictures' / '*'))
+    assert len(pictures) == len(preds) > 0

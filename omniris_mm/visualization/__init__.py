@@ -1,0 +1,3 @@
+from .omniris_visualizer import OmniRISVisualizer
+
+__all__ = ['OmniRISVisualizer']

@@ -1,0 +1,135 @@
+import os.path as osp
+from typing import List, Optional, Tuple
+
+import mmcv
+import numpy as np
+import torch
+from mmdet.registry import VISUALIZERS
+from mmdet.visualization import DetLocalVisualizer
+from mmengine.dist import master_only
+
+PROMPT_COLOR = (255, 160, 0)  # references: the prompt region
+TARGET_COLORS = [(220, 20, 60), (0, 130, 200), (60, 180, 75), (145, 30, 180), (245, 130, 48), (70, 240, 240)]
+GT_COLOR = (255, 255, 255)
+
+
+def _rgb(img: torch.Tensor) -> np.ndarray:
+    """A packed (3, H, W) BGR uint8 tensor -> (H, W, 3) RGB array."""
+    return np.ascontiguousarray(img.permute(1, 2, 0).cpu().numpy()[..., ::-1])
+
+
+@VISUALIZERS.register_module()
+class OmniRISVisualizer(DetLocalVisualizer):
+    """Pictures of omni-referring samples: every reference image with its prompt
+    (mask filled, box outlined, scribble drawn as it was given), then the target image
+    with the predicted instance masks (one colour each, with scores) or, when there
+    are none, the predicted union mask, the prompt text as a caption and a clear
+    ``NO TARGET`` mark when the model says nothing is referred. With ``draw_gt`` the
+    ground-truth union is drawn as a white outline on a second copy of the target.
+
+    A drop-in for ``DetLocalVisualizer`` in a config's ``visualizer`` (so that
+    ``tools/test.py --show-dir`` and the inferencer use it).
+
+    Args:
+        panel_height (int): Height every panel is resized to. Defaults to 360.
+        alpha (float): Mask opacity. Defaults to 0.5.
+    """
+
+    def __init__(self, name: str = 'visualizer', panel_height: int = 360, alpha: float = 0.5, **kwargs):
+        super().__init__(name=name, alpha=alpha, **kwargs)
+        self.panel_height = panel_height
+
+    def _panel(self, image: np.ndarray, masks: List[Tuple[np.ndarray, tuple]], title: str, outline=None) -> np.ndarray:
+        scale = self.panel_height / image.shape[0]
+        size = (max(1, round(image.shape[1] * scale)), self.panel_height)
+        self.set_image(mmcv.imresize(image, size))
+        for mask, color in masks:
+            mask = mmcv.imresize(mask.astype(np.uint8), size, interpolation='nearest').astype(bool)
+            if mask.any():
+                self.draw_binary_masks(mask[None], colors=[color], alphas=self.alpha)
+        if outline is not None:
+            edge = mmcv.imresize(outline.astype(np.uint8), size, interpolation='nearest')
+            edge = edge.astype(bool) & ~_eroded(edge.astype(bool))
+            if edge.any():
+                self.draw_binary_masks(edge[None], colors=[GT_COLOR], alphas=1.0)
+        self.draw_texts(
+            title, np.array([4, 4]), colors='white', font_sizes=11, bboxes=dict(facecolor='black', alpha=0.6)
+        )
+        return self.get_image()
+
+    def draw_sample(self, image: np.ndarray, data_sample, draw_gt: bool = False, pred_score_thr: float = 0.3):
+        """The picture as an (H, W, 3) RGB array; ``image`` is the target image, RGB."""
+        panels = []
+        types = [t for t in data_sample.metainfo.get('prompt_types', []) if t != 'text']
+        for i, (ref, prompt) in enumerate(zip(data_sample.get('ref_imgs', []), data_sample.get('prompt_maps', []))):
+            kind = types[i] if i < len(types) else 'visual'
+            panels.append(
+                self._panel(_rgb(ref), [(prompt[0].cpu().numpy() > 0, PROMPT_COLOR)], f'reference {i + 1}: {kind}')
+            )
+        masks, title = [], 'prediction'
+        if 'pred_instances' in data_sample and len(data_sample.pred_instances):
+            inst = data_sample.pred_instances
+            keep = inst.scores >= pred_score_thr
+            for k, mask in enumerate(inst.masks[keep]):
+                masks.append((mask.cpu().numpy().astype(bool), TARGET_COLORS[k % len(TARGET_COLORS)]))
+            title += f': {int(keep.sum())} object(s), scores ' + ', '.join(f'{s:.2f}' for s in inst.scores[keep])
+        elif 'pred_sem_seg' in data_sample:
+            masks.append((data_sample.pred_sem_seg.sem_seg[0].cpu().numpy() > 0, TARGET_COLORS[0]))
+        no_target = bool(data_sample.get('pred_no_target', False))
+        panel = self._panel(image, masks, 'NO TARGET' if no_target else title)
+        if no_target:
+            self.set_image(panel)
+            h, w = panel.shape[:2]
+            self.draw_lines(
+                np.array([[0, w - 1], [w - 1, 0]]), np.array([[0, h - 1], [0, h - 1]]), colors='red', line_widths=3
+            )
+            self.draw_texts('NO TARGET', np.array([w // 2, h // 2]), colors='red', font_sizes=28,
+                            vertical_alignments='center', horizontal_alignments='center',
+                            bboxes=dict(facecolor='white', alpha=0.8))  # fmt: skip
+            panel = self.get_image()
+        panels.append(panel)
+        if draw_gt and 'gt_sem_seg' in data_sample:
+            gt = data_sample.gt_sem_seg.sem_seg[0].cpu().numpy()
+            gt = mmcv.imresize(gt.astype(np.uint8), image.shape[1::-1], interpolation='nearest') == 1
+            panels.insert(-1, self._panel(image, [], 'ground truth', outline=gt))
+        picture = np.concatenate(panels, axis=1)
+        text = data_sample.metainfo.get('text')
+        if text:
+            self.set_image(np.concatenate([np.zeros((28,) + picture.shape[1:], np.uint8), picture], 0))
+            self.draw_texts(f'"{text}"', np.array([6, 6]), colors='white', font_sizes=13)
+            picture = self.get_image()
+        return picture
+
+    @master_only
+    def add_datasample(
+        self,
+        name: str,
+        image: np.ndarray,
+        data_sample=None,
+        draw_gt: bool = True,
+        draw_pred: bool = True,
+        show: bool = False,
+        wait_time: float = 0,
+        out_file: Optional[str] = None,
+        pred_score_thr: float = 0.3,
+        step: int = 0,
+    ) -> None:
+        picture = self.draw_sample(image, data_sample, draw_gt=draw_gt, pred_score_thr=pred_score_thr)
+        self.set_image(picture)
+        if show:
+            self.show(picture, win_name=name, wait_time=wait_time)
+        if out_file is not None:
+            # Several samples share a target image (one per prompt): keep one picture each.
+            meta = data_sample.metainfo if data_sample is not None else {}
+            if 'sample_idx' in meta:
+                folder, base = osp.split(out_file)
+                out_file = osp.join(folder, f'{meta.get("prompt_modality", "sample")}_{meta["sample_idx"]:06d}_{base}')
+            mmcv.imwrite(picture[..., ::-1], out_file)
+        else:
+            self.add_image(name, picture, step)
+
+
+def _eroded(mask: np.ndarray) -> np.ndarray:
+    """The mask shrunk by one pixel (for a one-pixel outline)."""
+    m = np.pad(mask, 1)
+    return m[1:-1, 1:-1] & m[:-2, 1:-1] & m[2:, 1:-1] & m[1:-1, :-2] & m[1:-1, 2:]

@@ -1,0 +1,65 @@
+"""OmniRISVisualizer: the reference with its prompt beside the target with its predicted masks, or NO TARGET."""
+
+import mmcv
+import numpy as np
+import torch
+from mmdet.registry import VISUALIZERS
+from mmdet.structures import DetDataSample
+from mmengine.structures import InstanceData, PixelData
+
+from omniris_mm.visualization.omniris_visualizer import PROMPT_COLOR, TARGET_COLORS
+
+
+def sample(no_target=False):
+    s = DetDataSample(metainfo=dict(text='the red square', prompt_types=['text', 'box']))
+    ref = torch.full((3, 100, 200), 40, dtype=torch.uint8)
+    prompt = torch.zeros(1, 100, 200, dtype=torch.uint8)
+    prompt[:, 20:60, 30:90] = 1
+    s.ref_imgs, s.prompt_maps = [ref], [prompt]
+    masks = torch.zeros(2, 120, 160, dtype=torch.bool)
+    masks[0, 10:50, 10:50] = True
+    masks[1, 70:110, 100:150] = True
+    keep = slice(0, 0) if no_target else slice(0, 2)
+    s.pred_instances = InstanceData(masks=masks[keep], scores=torch.tensor([0.9, 0.8])[keep])
+    s.pred_sem_seg = PixelData(sem_seg=masks[keep].any(0, keepdim=True).to(torch.uint8))
+    s.pred_no_target = no_target
+    gt = torch.zeros(1, 120, 160, dtype=torch.uint8)
+    gt[:, 10:50, 10:50] = 1
+    s.gt_sem_seg = PixelData(sem_seg=gt)
+    return s
+
+
+def tinted_towards(pixels, color, base):
+    """Mean colour moved from ``base`` towards ``color`` in every channel where they differ."""
+    mean = pixels.reshape(-1, 3).mean(0)
+    return all((m - b) * (c - b) > 0 for m, b, c in zip(mean, base, color) if c != b)
+
+
+def test_reference_prompt_and_instances_are_drawn(tmp_path):
+    vis = VISUALIZERS.build(dict(type='OmniRISVisualizer', name='t1', panel_height=120))
+    image = np.full((120, 160, 3), 100, np.uint8)
+    picture = vis.draw_sample(image, sample())
+    # caption strip (28) + panels at 120 px: the reference (200 x 100 -> 240 x 120) and the target (160 x 120)
+    assert picture.shape == (28 + 120, 240 + 160, 3)
+    ref_panel, target = picture[28:, :240], picture[28:, 240:]
+    assert tinted_towards(ref_panel[30:70, 40:100], PROMPT_COLOR, (40, 40, 40))  # box prompt at x 30-90 (x1.2)
+    assert np.abs(ref_panel[80:110, 150:230].astype(int) - 40).max() <= 1  # outside the prompt: untouched
+    assert tinted_towards(target[20:45, 15:45], TARGET_COLORS[0], (100, 100, 100))
+    assert tinted_towards(target[80:105, 110:145], TARGET_COLORS[1], (100, 100, 100))
+    assert np.abs(target[60:68, 60:90].astype(int) - 100).max() <= 1  # background untouched
+
+    with_gt = vis.draw_sample(image, sample(), draw_gt=True)
+    assert with_gt.shape[1] == 240 + 2 * 160
+    out = tmp_path / 'pic.png'
+    vis.add_datasample('s', image, sample(), draw_gt=False, out_file=str(out))
+    assert mmcv.imread(str(out)).shape == picture.shape
+
+
+def test_no_target_is_marked():
+    vis = VISUALIZERS.build(dict(type='OmniRISVisualizer', name='t2', panel_height=120))
+    image = np.full((120, 160, 3), 100, np.uint8)
+    target = vis.draw_sample(image, sample(no_target=True))[28:, 240:]
+    red = (target[..., 0] > 180) & (target[..., 1] < 60) & (target[..., 2] < 60)
+    assert red.sum() > 100  # the red cross and label
+    for color in TARGET_COLORS[:2]:
+        assert not (np.abs(target.astype(int) - color).sum(-1) < 30).any()
