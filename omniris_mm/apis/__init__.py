@@ -1,0 +1,3 @@
+from .inferencer import OmniRISInferencer
+
+__all__ = ['OmniRISInferencer']

@@ -1,0 +1,120 @@
+"""OmniRISInferencer: any mix of text and visual prompts, batches, cached references, pictures."""
+
+import glob
+import os.path as osp
+
+import mmcv
+import numpy as np
+import pytest
+from conftest import REPO
+
+from omniris_mm.apis import OmniRISInferencer
+
+CONFIG = osp.join(REPO, 'configs', 'omnishapes', 'omnisegnet_tiny_omnishapes.py')
+
+
+@pytest.fixture(scope='module')
+def inferencer():
+    import torch
+
+    torch.manual_seed(0)
+    return OmniRISInferencer(CONFIG, device='cpu')
+
+
+@pytest.fixture(scope='module')
+def images(omnishapes):
+    paths = sorted(glob.glob(osp.join(omnishapes, 'images', '*.png')))[:4]
+    return paths
+
+
+def ref_prompts(path):
+    img = mmcv.imread(path)
+    h, w = img.shape[:2]
+    mask = np.zeros((h, w), np.uint8)
+    mask[h // 4 : h // 2, w // 4 : w // 2] = 1
+    scribble = np.zeros((h, w), np.uint8)
+    scribble[h // 3, w // 4 : w // 2] = 1
+    return [
+        dict(image=path, mask=mask),
+        dict(image=img, box=(w / 4, h / 4, w / 2, h / 2)),
+        dict(image=path, scribble=scribble),
+    ]
+
+
+def test_every_prompt_combination_answers_at_the_target_size(inferencer, images):
+    target = images[0]
+    h, w = mmcv.imread(target).shape[:2]
+    mask, box, scribble = ref_prompts(images[1])
+    for kwargs in (
+        dict(text='the red circle'),
+        dict(visual_prompts=[mask]),
+        dict(visual_prompts=[box]),
+        dict(visual_prompts=[scribble]),
+        dict(text='the red circle', visual_prompts=[box]),
+        dict(text='the red circle', visual_prompts=[mask, scribble]),
+    ):
+        out = inferencer(target, **kwargs)
+        assert out['union_mask'].shape == (h, w) and out['union_mask'].dtype == bool
+        assert out['masks'].shape[1:] == (h, w) and len(out['masks']) == len(out['scores'])
+        assert isinstance(out['no_target'], bool) and 0.0 <= out['no_target_score'] <= 1.0
+        if out['no_target']:
+            assert len(out['masks']) == 0 and not out['union_mask'].any()
+
+
+def test_batches_equal_single_calls_and_references_are_encoded_once(inferencer, images):
+    mask = ref_prompts(images[1])[0]
+    items = [dict(image=p, text='the blue square', visual_prompts=[mask]) for p in images]
+    inferencer.clear_cache()
+    before = inferencer.num_reference_passes
+    batched = inferencer(items, batch_size=2)
+    assert inferencer.num_reference_passes - before == 1  # one reference, four targets: one pass
+    singles = [inferencer(i['image'], text=i['text'], visual_prompts=i['visual_prompts']) for i in items]
+    assert inferencer.num_reference_passes - before == 1
+    for a, b in zip(batched, singles):
+        assert np.array_equal(a['union_mask'], b['union_mask']) and a['no_target'] == b['no_target']
+        np.testing.assert_allclose(a['scores'], b['scores'], atol=1e-5)
+    # Without the cache every target pays for the reference again, and the answers do not change.
+    uncached = OmniRISInferencer.__new__(OmniRISInferencer)
+    uncached.__dict__.update(inferencer.__dict__, cache_references=False, _ref_tokens={}, num_reference_passes=0)
+    again = uncached(items, batch_size=2)
+    assert uncached.num_reference_passes == len(items)
+    assert all(np.array_equal(a['union_mask'], b['union_mask']) for a, b in zip(again, batched))
+
+
+def test_bad_prompts_are_named(inferencer, images):
+    mask = ref_prompts(images[1])[0]
+    with pytest.raises(ValueError, match='input 0 visual prompt 0: give image= and exactly one of'):
+        inferencer(images[0], visual_prompts=[dict(mask, box=(0, 0, 5, 5))])
+    with pytest.raises(ValueError, match=r'input 0 visual prompt 0: mask is \(3, 3\) but the reference image is'):
+        inferencer(images[0], visual_prompts=[dict(image=images[1], mask=np.ones((3, 3)))])
+    with pytest.raises(ValueError, match='selects no pixel'):
+        inferencer(images[0], visual_prompts=[dict(image=images[1], mask=np.zeros_like(mask['mask']))])
+    with pytest.raises(ValueError, match='give a text and/or visual prompts'):
+        inferencer(images[0])
+    with pytest.raises(FileNotFoundError, match='input 0: cannot read'):
+        inferencer('/nonexistent.jpg', text='x')
+
+
+def test_pictures_are_saved(inferencer, images, tmp_path):
+    mask = ref_prompts(images[1])[0]
+    inferencer([dict(image=images[0], text='the red circle', visual_prompts=[mask])], out_dir=str(tmp_path))
+    [picture] = glob.glob(str(tmp_path / '*.png'))
+    h = mmcv.imread(picture).shape[0]
+    assert h == 360 + 28  # panels at the visualizer's height, plus the caption strip
+
+
+def test_demo_command_line(images, tmp_path):
+    import subprocess
+    import sys
+
+    mask = np.zeros(mmcv.imread(images[1]).shape[:2], np.uint8)
+    mask[10:40, 10:40] = 255
+    mmcv.imwrite(mask, str(tmp_path / 'mask.png'))
+    cmd = [sys.executable, osp.join(REPO, 'tools', 'demo.py'), *images[:3], '--config', CONFIG]
+    cmd += ['--text', 'the red circle', '--visual', images[1], 'mask', str(tmp_path / 'mask.png')]
+    cmd += ['--visual', images[2], 'box', '5,5,60,60', '--out-dir', str(tmp_path / 'pics'), '--batch-size', '2']
+    out = subprocess.run([*cmd, '--device', 'cpu'], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert '3 target(s) in' in out.stdout and '2 reference pass(es) for 2 reference(s)' in out.stdout
+    assert sum(images[i] in out.stdout for i in range(3)) == 3
+    assert len(glob.glob(str(tmp_path / 'pics' / '*.png'))) == 3
