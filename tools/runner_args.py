@@ -3,6 +3,7 @@
 import argparse
 import os
 import os.path as osp
+import sys
 
 from mmengine.config import Config, DictAction
 
@@ -19,6 +20,10 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
 def load_config(args: argparse.Namespace) -> Config:
     """The config with ``--cfg-options``, the launcher and the work dir (default ``work_dirs/CONFIG_NAME``)."""
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    # Configs under projects/ import their code as `projects.<name>` (custom_imports), as in MMDetection.
+    repo_root = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    if repo_root not in sys.path:
+        sys.path.insert(0, repo_root)
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:

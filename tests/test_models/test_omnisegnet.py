@@ -2,7 +2,7 @@ import copy
 
 import pytest
 import torch
-from model_utils import Samples, build_model
+from model_utils import Samples, build_model, tiny_cfg
 
 from omniris_mm.models.detectors import OmniSegNet
 
@@ -144,3 +144,20 @@ def test_bad_configs_fail_clearly():
             )
         )
     assert OmniSegNet.__mro__[1].__name__ == 'BaseDetector'
+
+
+def test_init_weights_zeroes_the_head_prompt_attention_output():
+    """SPEC: the head's prompt cross-attention starts as the identity (its output projection is zero);
+    its layers sit in a list that init_weights must reach. The tiny configs opt out (zero_init_prompt_attn)."""
+    from mmdet.registry import MODELS
+    from mmengine.registry import init_default_scope
+
+    init_default_scope('mmdet')
+    for zero_init in (True, False):
+        cfg = tiny_cfg()
+        cfg.model.head.zero_init_prompt_attn = zero_init
+        model = MODELS.build(cfg.model)
+        model.init_weights()
+        out_proj = model.head.layers[0].prompt_attn.out_proj
+        assert (not out_proj.weight.any() and not out_proj.bias.any()) == zero_init
+        assert all(layer.prompt_attn is None for layer in model.head.layers[1:])

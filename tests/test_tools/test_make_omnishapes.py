@@ -63,3 +63,33 @@ def test_oracle_on_the_omnishapes_config(omnishapes):
         'no-target/N-acc',
     ):
         assert metrics[key] == pytest.approx(100.0), key
+
+
+def test_each_shape_has_its_colour_and_no_target_texts_name_a_real_category(omnishapes):
+    """A category is a shape drawn in its own colour (what the quickstart's tiny model can learn in minutes);
+    a no-target text names a category that other images have, so the text alone does not give it away."""
+    import cv2
+    import numpy as np
+    import pycocotools.mask as mask_utils
+    from make_omnishapes import COLORS, SHAPES
+
+    with open(osp.join(omnishapes, 'OmniRef.json')) as f:
+        refs = json.load(f)
+    with open(osp.join(omnishapes, 'instances.json')) as f:
+        coco = json.load(f)['text-train']
+    for ann in coco['annotations'][:40]:
+        info = next(i for i in coco['images'] if i['id'] == ann['image_id'])
+        img = cv2.imread(osp.join(omnishapes, 'images', info['file_name']))[..., ::-1]
+        mean_rgb = img[mask_utils.decode(ann['segmentation']).astype(bool)].mean(0)
+        nearest = min(COLORS, key=lambda c: np.abs(mean_rgb - COLORS[c]).sum())
+        assert nearest == list(COLORS)[ann['category_id'] - 1], (ann['id'], mean_rgb)
+    cats_in = {}
+    for ann in coco['annotations']:
+        cats_in.setdefault(ann['image_id'], set()).add(ann['category_id'])
+    names = {f'the {list(COLORS)[c - 1]} {s}': c for c, s in SHAPES.items()}
+    no_target = [r for r in refs['text-train'] if r['ann_id'] == [-1]]
+    assert no_target
+    for r in no_target:
+        cat = names[r['sentences'][0]['sent']]
+        assert cat not in cats_in[r['image_id']]
+        assert any(cat in cats for i, cats in cats_in.items() if i != r['image_id'])

@@ -1,12 +1,17 @@
 """Write OmniShapes: a small synthetic OmniRIS set in the official OmniRef file layout.
 
-Images of coloured circles, squares and triangles on a textured background, with
-  - text records ("the red circle", "the blue square on the left", "all yellow shapes",
-    "all triangles", and no-target texts about shapes the image does not have),
+Images of red circles, green squares and blue triangles on a textured background, with
+  - text records ("the red circle", "the green square on the left", "all blue shapes",
+    "all triangles", and no-target texts about a kind of shape the image does not have),
   - visual records (a category present in the image, or a no-target one with
     ``supp_image_id``/``supp_cat_ids``), their references coming from other images,
   - omni records (a text record plus a visual record of the same image),
 for train and test splits on disjoint images. Deterministic for a given seed.
+
+Each shape has its own colour, so that the tiny model of the quickstart learns to match a reference
+in minutes on a CPU. Measured with 2,000 iterations of the tiny config: with every shape in any of
+four colours (a category = a shape, whatever its colour) visual gIoU stays at 7; with a category = a
+coloured shape (12 categories) it reaches 30 (text 56); with a colour per shape: text 80, visual 90, omni 80.
 
 Usage: python tools/dataset_converters/make_omnishapes.py data/omnishapes [--num-train 320 --num-test 64]
 """
@@ -20,8 +25,8 @@ import cv2
 import numpy as np
 import pycocotools.mask as mask_utils
 
-SHAPES = {1: 'circle', 2: 'square', 3: 'triangle'}
-COLORS = {'red': (220, 40, 40), 'green': (40, 170, 60), 'blue': (40, 80, 220), 'yellow': (230, 200, 40)}
+SHAPES = {1: 'circle', 2: 'square', 3: 'triangle'}  # category id -> shape
+COLORS = {'red': (220, 40, 40), 'green': (40, 170, 60), 'blue': (40, 80, 220)}  # one per category, in order
 
 
 def draw_shape(shape: str, cx: int, cy: int, r: int, h: int, w: int) -> np.ndarray:
@@ -51,7 +56,7 @@ def make_image(rng: np.random.Generator, img_id: int):
                 break
         else:
             continue
-        color = list(COLORS)[int(rng.integers(len(COLORS)))]
+        color = list(COLORS)[cat - 1]
         rgb = np.clip(np.array(COLORS[color]) + rng.normal(0, 10, 3), 0, 255)
         img[mask.astype(bool)] = rgb[::-1].astype(np.uint8)  # cv2 writes BGR
         occupied |= mask.astype(bool)
@@ -59,7 +64,7 @@ def make_image(rng: np.random.Generator, img_id: int):
     return img, objects
 
 
-def expressions(objects, rng):
+def expressions(objects):
     """(sentence, target indices) pairs for one image; empty targets = no target."""
     out = []
     by_color_shape = {}
@@ -81,10 +86,9 @@ def expressions(objects, rng):
         idx = [i for i, o in enumerate(objects) if o['category_id'] == cat]
         if len(idx) >= 2:
             out.append((f'all {shape}s', idx))
-    absent = [(c, s) for c in COLORS for s in SHAPES if (c, s) not in by_color_shape]
-    for k in rng.permutation(len(absent))[:2]:
-        color, cat = absent[k]
-        out.append((f'the {color} {SHAPES[cat]}', []))
+    absent = [cat for cat in SHAPES if not any(o['category_id'] == cat for o in objects)]
+    for cat in absent:
+        out.append((f'the {list(COLORS)[cat - 1]} {SHAPES[cat]}', []))
     return out
 
 
@@ -152,7 +156,7 @@ def build(out_dir: str, num_train: int, num_test: int, seed: int) -> dict:
             img_fields = dict(
                 image_id=info['id'], file_name=info['file_name'], height=info['height'], width=info['width']
             )
-            for sentence, idx in expressions(im['objects'], rng):
+            for sentence, idx in expressions(im['objects']):
                 ids = [anns[i]['id'] for i in idx] or [-1]
                 cat_ids = sorted({anns[i]['category_id'] for i in idx}) or [-1]
                 text.append(

@@ -12,13 +12,21 @@ class ReferringDecoderLayer(BaseModule):
 
     masked cross-attention of the region queries to the image features ->
     (when prompt tokens are given: the first layer) cross-attention to the prompt
-    tokens, whose output projection starts at zero -> self-attention -> FFN.
+    tokens, whose output projection starts at zero (unless
+    ``zero_init_prompt_attn=False``) -> self-attention -> FFN.
     """
 
     def __init__(
-        self, embed_dims: int, num_heads: int, ffn_dims: int, dropout: float = 0.0, with_prompt_attn: bool = False
+        self,
+        embed_dims: int,
+        num_heads: int,
+        ffn_dims: int,
+        dropout: float = 0.0,
+        with_prompt_attn: bool = False,
+        zero_init_prompt_attn: bool = True,
     ):
         super().__init__()
+        self.zero_init_prompt_attn = zero_init_prompt_attn
         self.cross_attn = nn.MultiheadAttention(embed_dims, num_heads, dropout=dropout, batch_first=True)
         self.norm_cross = nn.LayerNorm(embed_dims)
         self.prompt_attn = None
@@ -30,7 +38,7 @@ class ReferringDecoderLayer(BaseModule):
 
     def init_weights(self):
         super().init_weights()
-        if self.prompt_attn is not None:
+        if self.prompt_attn is not None and self.zero_init_prompt_attn:
             nn.init.zeros_(self.prompt_attn.out_proj.weight)
             nn.init.zeros_(self.prompt_attn.out_proj.bias)
 

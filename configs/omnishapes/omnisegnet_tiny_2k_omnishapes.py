@@ -1,0 +1,14 @@
+# The quickstart's training job (tools/quickstart.sh): the tiny OmniSegNet on OmniShapes for 2,000
+# iterations of 8 samples, text : visual : omni = 2 : 2 : 1 in every batch, poly decay. About
+# 10 minutes on 2 CPU cores; evaluated on the three test splits by tools/test.py afterwards.
+#   python tools/train.py configs/omnishapes/omnisegnet_tiny_2k_omnishapes.py
+_base_ = ['./omnisegnet_tiny_omnishapes.py']
+max_iters = 2000
+# Evaluated once, by tools/test.py after training (the quickstart does so).
+train_cfg = dict(max_iters=max_iters, val_interval=max_iters + 1)
+train_dataloader = dict(
+    num_workers=1,
+    sampler=dict(_delete_=True, type='RatioMultiSourceSampler', batch_size=8, source_ratio=[2, 2, 1]),
+)
+param_scheduler = [dict(type='PolyLR', eta_min=0.0, power=0.9, begin=0, end=max_iters, by_epoch=False)]
+default_hooks = dict(checkpoint=dict(interval=max_iters), logger=dict(interval=50))

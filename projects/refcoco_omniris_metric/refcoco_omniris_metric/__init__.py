@@ -1,0 +1,3 @@
+from .refseg_omniris_metric import RefSegOmniRISMetric
+
+__all__ = ['RefSegOmniRISMetric']

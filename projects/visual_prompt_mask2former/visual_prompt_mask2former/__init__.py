@@ -1,0 +1,3 @@
+from .plain_backbone_omnisegnet import PlainBackboneOmniSegNet
+
+__all__ = ['PlainBackboneOmniSegNet']
