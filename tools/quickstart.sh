@@ -14,23 +14,41 @@ WORK=${1:-work_dirs/quickstart}
 CONFIG=configs/omnishapes/omnisegnet_tiny_2k_omnishapes.py
 DATA=data/omnishapes
 start=$(date +%s)
+mkdir -p "$WORK"
+
+# run_logged LOG PATTERN CMD...: the whole output goes to LOG, the lines matching PATTERN to the screen;
+# on failure, the end of LOG is shown.
+run_logged() {
+  local log=$1 pattern=$2
+  shift 2
+  set +e
+  "$@" 2>&1 | tee "$log" | { grep --line-buffered -E "$pattern" || true; } \
+    | sed -u -E 's/ - mmengine - INFO - / /; s/  (loss_[a-z_]+: [0-9.]+ *)+$//'
+  local status=${PIPESTATUS[0]}
+  set -e
+  if ((status != 0)); then
+    echo "[quickstart] failed (exit $status): $*; the end of $log:" >&2
+    tail -n 40 "$log" >&2
+    exit "$status"
+  fi
+}
 if [[ ! -f "$DATA/OmniRef.json" ]]; then
   $PY tools/dataset_converters/make_omnishapes.py "$DATA"
 else
   echo "[quickstart] using the existing $DATA"
 fi
 echo "[quickstart] oracle on the OmniShapes test splits (every figure must read 100)"
-$PY tools/analysis_tools/eval_oracle.py configs/omnishapes/oracle_omnishapes.py 2>&1 | grep -A20 "OmniRIS results"
+run_logged "$WORK/oracle.log" "OmniRIS results|^(group|all|text|visual|omni)" \
+  $PY tools/analysis_tools/eval_oracle.py configs/omnishapes/oracle_omnishapes.py
 
 echo "[quickstart] training $CONFIG on the CPU (progress every 50 iterations) -> $WORK"
-$PY tools/train.py "$CONFIG" --work-dir "$WORK" 2>&1 | grep --line-buffered -E "Iter\(train\)|Saving|Error|error" \
-  | sed -u -E 's/ - mmengine - INFO - / /; s/  (loss_[a-z_]+: [0-9.]+ *)+$//'
+run_logged "$WORK/train.log" "Iter\(train\)|Saving checkpoint" $PY tools/train.py "$CONFIG" --work-dir "$WORK"
 CKPT="$WORK/iter_2000.pth"
 [[ -f "$CKPT" ]] || { echo "[quickstart] training did not write $CKPT" >&2; exit 1; }
 
 echo "[quickstart] evaluating every test split and drawing the predictions"
-$PY tools/test.py "$CONFIG" "$CKPT" --work-dir "$WORK/test" --show-dir pictures 2>&1 \
-  | grep --line-buffered -A20 -E "OmniRIS results|Error|error" | grep -v "Iter(test)"
+run_logged "$WORK/test.log" "OmniRIS results|^(group|all|1v1|1vN|Nv1|NvN|no-target|text|visual|omni)" \
+  $PY tools/test.py "$CONFIG" "$CKPT" --work-dir "$WORK/test" --show-dir pictures
 $PY - "$WORK/test" "$start" <<'PYEOF'
 import glob, json, os, sys, time
 run = sorted(glob.glob(os.path.join(sys.argv[1], '*', '*.json')))[-1]
