@@ -15,6 +15,7 @@ CONFIG=configs/omnishapes/omnisegnet_tiny_2k_omnishapes.py
 DATA=data/omnishapes
 start=$(date +%s)
 mkdir -p "$WORK"
+TABLE='OmniRIS results|^group |^(all|1v1|1vN|Nv1|NvN|no-target|text|visual|omni)(/[a-z]+)? +[0-9]'
 
 # run_logged LOG PATTERN CMD...: the whole output goes to LOG, the lines matching PATTERN to the screen;
 # on failure, the end of LOG is shown.
@@ -38,7 +39,7 @@ else
   echo "[quickstart] using the existing $DATA"
 fi
 echo "[quickstart] oracle on the OmniShapes test splits (every figure must read 100)"
-run_logged "$WORK/oracle.log" "OmniRIS results|^(group|all|text|visual|omni)" \
+run_logged "$WORK/oracle.log" "$TABLE" \
   $PY tools/analysis_tools/eval_oracle.py configs/omnishapes/oracle_omnishapes.py
 
 echo "[quickstart] training $CONFIG on the CPU (progress every 50 iterations) -> $WORK"
@@ -47,7 +48,7 @@ CKPT="$WORK/iter_2000.pth"
 [[ -f "$CKPT" ]] || { echo "[quickstart] training did not write $CKPT" >&2; exit 1; }
 
 echo "[quickstart] evaluating every test split and drawing the predictions"
-run_logged "$WORK/test.log" "OmniRIS results|^(group|all|1v1|1vN|Nv1|NvN|no-target|text|visual|omni)" \
+run_logged "$WORK/test.log" "$TABLE" \
   $PY tools/test.py "$CONFIG" "$CKPT" --work-dir "$WORK/test" --show-dir pictures
 $PY - "$WORK/test" "$start" <<'PYEOF'
 import glob, json, os, sys, time
