@@ -132,7 +132,7 @@ def test_cached_reference_tokens_give_the_same_answer(samples):
 def test_bad_configs_fail_clearly():
     with pytest.raises(ValueError, match='fusion'):
         build_model(fusion='late')
-    with pytest.raises(ValueError, match='must equal the text encoder width'):
+    with pytest.raises(ValueError, match='must equal the prompt token width'):
         build_model(
             prompt_encoder=dict(
                 type='OmniPromptEncoder',
@@ -161,3 +161,25 @@ def test_init_weights_zeroes_the_head_prompt_attention_output():
         out_proj = model.head.layers[0].prompt_attn.out_proj
         assert (not out_proj.weight.any() and not out_proj.bias.any()) == zero_init
         assert all(layer.prompt_attn is None for layer in model.head.layers[1:])
+
+
+def test_visual_only_model_without_a_text_encoder(samples):
+    """text_encoder=None: a visual-prompt model whose token width is prompt_dims; a text prompt is a clear error."""
+    from mmdet.registry import MODELS
+    from mmengine.registry import init_default_scope
+
+    init_default_scope('mmdet')
+    cfg = tiny_cfg()
+    cfg.model.update(text_encoder=None, prompt_dims=32)
+    cfg.model.backbone.prompt_dims = cfg.model.prompt_encoder.out_dims = cfg.model.head.prompt_dims = 32
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    assert model.text_encoder is None and model.text_norm is None
+    visual = samples.batch(samples.pack('visual', prompt_type='mask'), samples.pack('visual', prompt_type='box'))
+    losses = model(**model.data_preprocessor(visual, True), mode='loss')
+    assert losses['loss_mask'] > 0 and all(torch.isfinite(v).all() for v in losses.values())
+    with pytest.raises(ValueError, match='no text encoder'):
+        model(**model.data_preprocessor(samples.batch(samples.pack('text')), True), mode='loss')
+    cfg.model.prompt_dims = None
+    with pytest.raises(ValueError, match='prompt_dims'):
+        MODELS.build(cfg.model)

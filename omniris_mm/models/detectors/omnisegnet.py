@@ -1,5 +1,5 @@
 from collections import OrderedDict
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -43,17 +43,21 @@ class OmniSegNet(BaseDetector):
 
     Args:
         backbone (dict): Prompt-fused backbone (``PromptFusedSwin``).
-        text_encoder (dict): Text encoder (``HFTextEncoder``).
+        text_encoder (dict, optional): Text encoder (``HFTextEncoder``). None
+            builds a visual-prompt-only model (``prompt_dims`` then sets the
+            token width); a text prompt is then an error.
         prompt_encoder (dict): Prompt-embedding neck (``OmniPromptEncoder``).
         head (dict): ``AdaptiveMaskHead``.
         fusion (str): ``'concat'`` or ``'union'``.
         data_preprocessor (dict): ``OmniDataPreprocessor``.
+        prompt_dims (int, optional): Width of the prompt tokens without a text
+            encoder (with one, its width).
     """
 
     def __init__(
         self,
         backbone: ConfigType,
-        text_encoder: ConfigType,
+        text_encoder: OptConfigType,
         prompt_encoder: ConfigType,
         head: ConfigType,
         fusion: str = 'concat',
@@ -61,20 +65,29 @@ class OmniSegNet(BaseDetector):
         train_cfg: OptConfigType = None,
         test_cfg: OptConfigType = None,
         init_cfg: OptMultiConfig = None,
+        prompt_dims: Optional[int] = None,
     ):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         if fusion not in ('concat', 'union'):
             raise ValueError(f"fusion must be 'concat' or 'union', got {fusion!r}")
         self.fusion = fusion
         self.backbone = MODELS.build(backbone)
-        self.text_encoder = MODELS.build(text_encoder)
-        prompt_dims = self.text_encoder.embed_dims
-        self.text_norm = nn.LayerNorm(prompt_dims)
+        self.text_encoder = self.text_norm = None
+        if text_encoder is not None:
+            self.text_encoder = MODELS.build(text_encoder)
+            if prompt_dims not in (None, self.text_encoder.embed_dims):
+                raise ValueError(
+                    f'prompt_dims ({prompt_dims}) must equal the text encoder width ({self.text_encoder.embed_dims})'
+                )
+            prompt_dims = self.text_encoder.embed_dims
+            self.text_norm = nn.LayerNorm(prompt_dims)
+        elif prompt_dims is None:
+            raise ValueError('without a text_encoder, prompt_dims must give the width of the prompt tokens')
         self.prompt_encoder = MODELS.build(prompt_encoder)
         if self.prompt_encoder.out_proj.out_features != prompt_dims:
             raise ValueError(
                 f'prompt_encoder.out_dims ({self.prompt_encoder.out_proj.out_features}) must equal the '
-                f'text encoder width ({prompt_dims})'
+                f'prompt token width ({prompt_dims}: the text encoder width or prompt_dims)'
             )
         self.prompt_type_embed = nn.Embedding(len(PROMPT_TYPES), prompt_dims)
         self.head = MODELS.build(head)
@@ -89,6 +102,11 @@ class OmniSegNet(BaseDetector):
         texts = [s.metainfo.get('text') for s in batch_data_samples]
         with_text = [i for i, t in enumerate(texts) if t]
         text_tokens = {}
+        if with_text and self.text_encoder is None:
+            raise ValueError(
+                f'sample {batch_data_samples[with_text[0]].metainfo.get("img_path")} has the text prompt '
+                f'{texts[with_text[0]]!r}, but this model has no text encoder (text_encoder=None)'
+            )
         if with_text:
             tokens, mask = self.text_encoder([texts[i] for i in with_text])
             tokens = self.text_norm(tokens)

