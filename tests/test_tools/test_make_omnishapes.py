@@ -71,7 +71,7 @@ def test_each_shape_has_its_colour_and_no_target_texts_name_a_real_category(omni
     import cv2
     import numpy as np
     import pycocotools.mask as mask_utils
-    from make_omnishapes import COLORS, SHAPES
+    from make_omnishapes import COLOR_OF, COLORS, SHAPES
 
     with open(osp.join(omnishapes, 'OmniRef.json')) as f:
         refs = json.load(f)
@@ -82,11 +82,11 @@ def test_each_shape_has_its_colour_and_no_target_texts_name_a_real_category(omni
         img = cv2.imread(osp.join(omnishapes, 'images', info['file_name']))[..., ::-1]
         mean_rgb = img[mask_utils.decode(ann['segmentation']).astype(bool)].mean(0)
         nearest = min(COLORS, key=lambda c: np.abs(mean_rgb - COLORS[c]).sum())
-        assert nearest == list(COLORS)[ann['category_id'] - 1], (ann['id'], mean_rgb)
+        assert nearest == COLOR_OF[ann['category_id']], (ann['id'], mean_rgb)
     cats_in = {}
     for ann in coco['annotations']:
         cats_in.setdefault(ann['image_id'], set()).add(ann['category_id'])
-    names = {f'the {list(COLORS)[c - 1]} {s}': c for c, s in SHAPES.items()}
+    names = {f'the {COLOR_OF[c]} {s}': c for c, s in SHAPES.items()}
     no_target = [r for r in refs['text-train'] if r['ann_id'] == [-1]]
     assert no_target
     for r in no_target:

@@ -26,7 +26,8 @@ import numpy as np
 import pycocotools.mask as mask_utils
 
 SHAPES = {1: 'circle', 2: 'square', 3: 'triangle'}  # category id -> shape
-COLORS = {'red': (220, 40, 40), 'green': (40, 170, 60), 'blue': (40, 80, 220)}  # one per category, in order
+COLORS = {'red': (220, 40, 40), 'green': (40, 170, 60), 'blue': (40, 80, 220)}
+COLOR_OF = dict(zip(SHAPES, COLORS))  # category id -> its colour
 
 
 def draw_shape(shape: str, cx: int, cy: int, r: int, h: int, w: int) -> np.ndarray:
@@ -56,7 +57,7 @@ def make_image(rng: np.random.Generator, img_id: int):
                 break
         else:
             continue
-        color = list(COLORS)[cat - 1]
+        color = COLOR_OF[cat]
         rgb = np.clip(np.array(COLORS[color]) + rng.normal(0, 10, 3), 0, 255)
         img[mask.astype(bool)] = rgb[::-1].astype(np.uint8)  # cv2 writes BGR
         occupied |= mask.astype(bool)
@@ -88,7 +89,7 @@ def expressions(objects):
             out.append((f'all {shape}s', idx))
     absent = [cat for cat in SHAPES if not any(o['category_id'] == cat for o in objects)]
     for cat in absent:
-        out.append((f'the {list(COLORS)[cat - 1]} {SHAPES[cat]}', []))
+        out.append((f'the {COLOR_OF[cat]} {SHAPES[cat]}', []))
     return out
 
 
