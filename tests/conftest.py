@@ -10,6 +10,17 @@ sys.path.insert(0, osp.join(REPO, 'tools', 'dataset_converters'))
 import omniris_mm  # noqa: E402,F401  (registers the modules)
 
 
+def load_tool(*parts):
+    """A script under tools/ imported as a module (tools/ is not a package)."""
+    import importlib.util
+
+    path = osp.join(REPO, 'tools', *parts)
+    spec = importlib.util.spec_from_file_location(osp.splitext(parts[-1])[0], path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def shared(*parts):
     """Path under ../shared/data, or skip the test when that data is absent."""
     path = osp.join(SHARED_DATA, *parts)

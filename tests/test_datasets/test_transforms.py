@@ -141,6 +141,25 @@ def test_resize_moves_reference_and_its_maps_together():
     assert (prompt['ref_mask'] != expected).mean() < 0.05
 
 
+def test_resize_with_pillow_samples_masks_and_images_as_pil_does():
+    from PIL import Image
+
+    out = OmniResize(scale=(70, 45), keep_ratio=False, backend='pillow', mask_backend='pillow')(sample())
+    ref = sample()['visual_prompts'][0]
+    # PIL resizes by pixel centres; computed here with PIL itself.
+    expected_mask = np.asarray(Image.fromarray(ref['ref_mask']).resize((70, 45), Image.NEAREST))
+    expected_img = np.asarray(Image.fromarray(ref['img']).resize((70, 45), Image.BILINEAR))
+    assert np.array_equal(out['visual_prompts'][0]['ref_mask'], expected_mask)
+    assert np.array_equal(out['visual_prompts'][0]['img'], expected_img)
+    target = sample()['gt_masks'].masks[0]
+    assert np.array_equal(out['gt_masks'].masks[0], np.asarray(Image.fromarray(target).resize((70, 45), Image.NEAREST)))
+    # mmdet's default (cv2) samples other pixels at this scale.
+    cv2_out = OmniResize(scale=(70, 45), keep_ratio=False)(sample())
+    assert not np.array_equal(cv2_out['visual_prompts'][0]['ref_mask'], expected_mask)
+    with pytest.raises(ValueError, match='mask_backend'):
+        OmniResize(scale=(70, 45), mask_backend='torch')
+
+
 def test_packing():
     results = SynthesizePromptMaps(prompt_probs=dict(box=1))(sample())
     packed = PackOmniInputs()(results)

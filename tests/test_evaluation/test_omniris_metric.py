@@ -126,6 +126,52 @@ def test_eval_size_reproduces_the_480_protocol():
         evaluate([dict(sample, pred_sem_seg=dict(sem_seg=pred[:, :5]))])
 
 
+def test_published_protocol_scores_the_input_size_prediction_without_a_round_trip():
+    # Original image 9 x 9, network input 6 x 6 (the protocol's eval_size). A one-pixel line in
+    # column 1 of the ground truth; nearest resizing to 6 x 6 takes the columns
+    # floor(1.5 * j) = 0, 1, 3, 4, 6, 7, so the resized ground truth is column 1.
+    gt = torch.zeros(1, 9, 9, dtype=torch.uint8)
+    gt[..., 1] = 1
+    at_input = torch.zeros(1, 6, 6, dtype=torch.uint8)
+    at_input[..., 1] = 1  # the model's answer at the input size
+    # The same answer rescaled to the original size (nearest: column j <- floor(2 j / 3), so
+    # input column 1 lands on column 2 alone), which eval_size then takes back to 6 x 6:
+    # column 2 is not among the columns nearest resizing keeps, so the line is lost.
+    at_original = torch.zeros(1, 9, 9, dtype=torch.uint8)
+    at_original[..., 2] = 1
+
+    def sample(pred):
+        return dict(
+            pred_sem_seg=dict(sem_seg=pred), gt_sem_seg=dict(sem_seg=gt), pred_no_target=False, gt_no_target=False
+        )
+
+    published = evaluate([sample(at_input)], eval_size=(6, 6))
+    assert published['gIoU'] == 100.0 and published['cIoU'] == 100.0
+    round_trip = evaluate([sample(at_original)], eval_size=(6, 6))
+    assert round_trip['gIoU'] == 0.0 and round_trip['cIoU'] == 0.0
+    # At the original size the rescaled answer misses the line as well: 0 of 18 pixels.
+    assert evaluate([sample(at_original)])['cIoU'] == 0.0
+
+
+def test_round_trip_under_eval_size_is_warned_once(monkeypatch):
+    from types import SimpleNamespace
+
+    import omniris_mm.evaluation.metrics.omniris_metric as module
+
+    warned = []
+    logger = SimpleNamespace(warning=warned.append, info=lambda msg: None)
+    monkeypatch.setattr(module, 'MMLogger', SimpleNamespace(get_current_instance=lambda: logger))
+    pred = torch.zeros(1, 10, 20, dtype=torch.uint8)
+    sample = dict(
+        pred_sem_seg=dict(sem_seg=pred), gt_sem_seg=dict(sem_seg=pred), pred_no_target=False, gt_no_target=False
+    )
+    metric = OmniRISMetric(eval_size=(5, 5))
+    metric.process({}, [sample, sample])
+    assert len(warned) == 1 and "pred_size='input'" in warned[0] and '(10, 20)' in warned[0]
+    metric.process({}, [dict(sample, pred_sem_seg=dict(sem_seg=pred[:, :5, :5]))])  # at eval_size: no warning
+    assert len(warned) == 1
+
+
 def _worker(rank, port, queue):
     os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
     torch.distributed.init_process_group('gloo', rank=rank, world_size=2)

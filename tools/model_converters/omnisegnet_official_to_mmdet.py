@@ -1,11 +1,13 @@
 """Convert the published OmniSegNet checkpoint (detectron2 layout) to this codebase.
 
-    python tools/model_converters/omnisegnet_official_to_mmdet.py SRC DST
+    python tools/model_converters/omnisegnet_official_to_mmdet.py SRC DST [--config CONFIG]
 
 SRC is the released file: a dict whose ``model`` entry holds the state dict (original Swin
 names ``backbone.layers.N.blocks.M...``, BERT under ``text_encoder.*``, the ReLA-style head
 under ``sem_seg_head.*``). DST is written as ``{'state_dict': ..., 'meta': ...}`` for
-``load_from`` / ``mmengine.runner.load_checkpoint`` with ``configs/omnisegnet_swinb.py``.
+``load_from`` / ``mmengine.runner.load_checkpoint`` with CONFIG: by default
+``configs/omnisegnet/omnisegnet_swinb_release.py``, the config whose forward pass is the
+release's; ``configs/omnisegnet_swinb.py`` (ours) to fine-tune from the release.
 
 Every official key lands under one of three headings (the last two name each key):
 
@@ -14,10 +16,15 @@ Every official key lands under one of three headings (the last two name each key
   mmdet's ``swin_converter``; the prompt generator's deformable-attention levels reversed);
 - **dropped on purpose**: parameters the release builds but never uses, and a constant
   buffer of older transformers versions;
-- **not mapped**: the release has it, ours has nothing with that meaning (never forced in).
+- **not mapped**: the release has it, CONFIG has nothing with that meaning (never forced in):
+  ``lang_weight`` unless CONFIG's head has the release's gated prompt attention.
 
-Ours-only parameters (the instance branch, the prompt-type embeddings) are listed too: they
-receive nothing and keep their initialisation.
+For the release config all 1,035 keys are mapped or dropped and the converted file holds
+exactly the model's parameters. For a config of ours, its ours-only parameters are named: the
+prompt-type embeddings are written as zeros (adding nothing to the tokens, as in the
+release); the instance branch receives nothing and keeps its initialisation (train it with
+``configs/omnisegnet/omnisegnet_swinb_release_instance.py``). The behaviours in which CONFIG
+departs from the release (``omniris_mm.models.release_differences``) are listed.
 
 :func:`convert` and :func:`to_official` are the two directions (official -> ours -> official
 is bit-exact for every mapped key).
@@ -32,7 +39,13 @@ from typing import Callable, Dict, List, Mapping, NamedTuple, Optional, Pattern,
 
 import torch
 from mmdet.models.backbones.swin import swin_converter
+from mmengine.config import Config
 from torch import Tensor
+
+from omniris_mm.models import release_differences
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+RELEASE_CONFIG = osp.join(REPO, 'configs', 'omnisegnet', 'omnisegnet_swinb_release.py')
 
 # Published prompt generator: multi-scale deformable attention (Deformable DETR layout), 8 heads, 4 levels.
 PROMPT_ATTN_HEADS = 8
@@ -50,38 +63,40 @@ UNUSED = {
 IGNORED = {
     r'text_encoder\.embeddings\.position_ids': 'constant buffer of older transformers versions (arange)',
 }
-# Published parameters that have no counterpart in ours.
-UNMAPPABLE = {
-    'sem_seg_head.predictor.lang_weight': (
-        'scalar gate of the release first-layer language attention (q + rla_weight * sigmoid(lang_weight) * '
-        'RLA_lang_att(q)); our prompt attention is a plain post-norm residual sublayer without a gate'
-    ),
-}
-# Ours, absent from the release: they keep their initialisation after loading.
-NOT_IN_RELEASE = {
-    'prompt_type_embed.weight': 'prompt-type embeddings (text, mask, box, scribble) for prompts segmented together',
-    **{
-        f'head.objectness.{p}': 'objectness of the instance branch (ours, trained by Hungarian matching)'
-        for p in ('weight', 'bias')
-    },
-    **{
-        f'head.instance_embed.layers.{i}.{p}': 'instance mask embedding of the instance branch (ours)'
-        for i in range(3)
-        for p in ('weight', 'bias')
-    },
-}
-# Differences of the forward pass that no renaming can fix: with the converted weights ours
-# is close to, not equal to, the release. Found by reading the release code.
-PARITY_NOTES = (
-    'decoder layer 0: the release (as ReLA) adds rla_weight * sigmoid(lang_weight) * LN(q + MHA(q, prompt)) '
-    'to q, ours replaces q by LN(q + MHA(q + query_pos, prompt)); RLA_lang_att is mapped to that sublayer, '
-    'lang_weight is not.',
-    'decoder: the release merges the region masks with the raw minimap logits, ours with their softmax.',
-    'decoder: ours ties each query to its grid cell (head.grid_prior=True); the release does not '
-    '(set grid_prior=False to follow it).',
-    "prompt encoder: the release's downscale2-4 end with a ReLU after LayerNorm2d (eps 1e-6); "
-    "ours' prompt_downscale has no ReLU and uses eps 1e-5.",
+LANG_WEIGHT = 'sem_seg_head.predictor.lang_weight'
+# Ours, absent from the release: what the converter gives them when the config has them.
+PROMPT_TYPE_EMBED = 'prompt_type_embed.weight'
+INSTANCE_BRANCH = (
+    'head.objectness.weight',
+    'head.objectness.bias',
+    *(f'head.instance_embed.layers.{i}.{p}' for i in range(3) for p in ('weight', 'bias')),
 )
+
+
+class Target(NamedTuple):
+    """What the model of a config has of the ours-only and release-only parameters."""
+
+    gated_prompt_attn: bool  # head.layers.0.lang_weight exists
+    prompt_type_embed: bool
+    instance_branch: bool
+    differences: Tuple[str, ...]  # release_differences of the config
+
+    @classmethod
+    def of(cls, model_cfg: Mapping) -> 'Target':
+        head = model_cfg['head']
+        return cls(
+            gated_prompt_attn=head.get('prompt_attn', 'replace') == 'gated',
+            prompt_type_embed=model_cfg.get('prompt_type_embed', True),
+            instance_branch=bool(head.get('instance_criterion', True)),
+            differences=tuple(release_differences(model_cfg)),
+        )
+
+
+def load_model_cfg(config: str = RELEASE_CONFIG) -> Mapping:
+    """The ``model`` entry of a config file."""
+    import omniris_mm  # noqa: F401  (registers the classes whose defaults the differences read)
+
+    return Config.fromfile(config).model
 
 
 def _conv1d_to_linear(value: Tensor) -> Tensor:
@@ -172,6 +187,7 @@ RULES: Tuple[Tuple[str, str, Transform], ...] = (
     (PR + 'RIA_layers.{i}.multihead_attn.{rest}', 'head.layers.{i}.cross_attn.{rest}', SAME),
     (PR + 'RIA_layers.{i}.norm.{p}', 'head.layers.{i}.norm_cross.{p}', SAME),
     (PR + 'lang_proj.weight', 'head.prompt_proj.weight', SAME),
+    (PR + 'lang_weight', 'head.layers.0.lang_weight', SAME),  # only for a gated prompt attention
     (PR + 'RLA_lang_att.multihead_attn.{rest}', 'head.layers.0.prompt_attn.{rest}', SAME),
     (PR + 'RLA_lang_att.norm.{p}', 'head.layers.0.norm_prompt.{p}', SAME),
     (PR + 'RLA_vision.{i}.self_attn.{rest}', 'head.layers.{i}.self_attn_ffn.self_attn.{rest}', SAME),
@@ -244,13 +260,14 @@ def _first_match(patterns: Mapping[str, str], key: str) -> Optional[str]:
 
 @dataclass
 class ConversionReport:
-    """Where each official key went.
+    """Where each official key went, and what the target config adds or changes.
 
     Attributes:
         mapped (dict): official key -> our key.
         dropped (dict): official key -> why it is left out on purpose (unused, constant buffer).
-        unmapped (dict): official key -> why ours has no counterpart.
-        not_in_release (dict): our key -> what it is; it receives nothing.
+        unmapped (dict): official key -> why the target model has no counterpart.
+        not_in_release (dict): our key -> what it is and what the converter gave it.
+        differences (tuple): The target config's departures from the release's behaviour.
         num_params (int): Elements of the mapped floating-point tensors.
         num_buffer_elements (int): Elements of the mapped integer buffers (Swin's
             ``relative_position_index``, constant, identical to ours by construction).
@@ -260,39 +277,48 @@ class ConversionReport:
     mapped: Dict[str, str] = field(default_factory=OrderedDict)
     dropped: Dict[str, str] = field(default_factory=OrderedDict)
     unmapped: Dict[str, str] = field(default_factory=OrderedDict)
-    not_in_release: Dict[str, str] = field(default_factory=lambda: dict(NOT_IN_RELEASE))
+    not_in_release: Dict[str, str] = field(default_factory=OrderedDict)
+    differences: Tuple[str, ...] = ()
     num_params: int = 0
     num_buffer_elements: int = 0
     num_dropped_params: int = 0
 
     def summary(self) -> str:
+        total = len(self.mapped) + len(self.dropped) + len(self.unmapped)
         lines = [
+            f'accounted for: {len(self.mapped) + len(self.dropped)} of {total} official keys '
+            f'({len(self.mapped)} mapped, {len(self.dropped)} dropped on purpose, {len(self.unmapped)} not mapped)',
             f'mapped: {len(self.mapped)} official keys ({self.num_params:,} parameters, '
             f'{self.num_buffer_elements:,} constant index-buffer elements)',
             f'dropped on purpose: {len(self.dropped)} keys ({self.num_dropped_params:,} parameters)',
             *(f'  {k}: {why}' for k, why in self.dropped.items()),
-            f'NOT mapped (no counterpart in ours): {len(self.unmapped)} keys',
+            f'NOT mapped (no counterpart in this config): {len(self.unmapped)} keys',
             *(f'  {k}: {why}' for k, why in self.unmapped.items()),
-            f'ours, receive nothing (keep their initialisation): {len(self.not_in_release)} keys',
+            f'ours, not in the release: {len(self.not_in_release)} keys',
             *(f'  {k}: {why}' for k, why in self.not_in_release.items()),
-            'not numerically the release even with every weight in place:',
-            *(f'  - {note}' for note in PARITY_NOTES),
+            f'behaviours in which this config departs from the release: {len(self.differences)}',
+            *(f'  - {line}' for line in self.differences),
         ]
         return '\n'.join(lines)
 
 
-def convert(official_state_dict: Mapping[str, Tensor]) -> Tuple['OrderedDict[str, Tensor]', ConversionReport]:
-    """Official state dict -> (state dict of ours, report).
+def convert(
+    official_state_dict: Mapping[str, Tensor], model_cfg: Optional[Mapping] = None
+) -> Tuple['OrderedDict[str, Tensor]', ConversionReport]:
+    """Official state dict -> (state dict for ``model_cfg``'s model, report).
 
     Args:
         official_state_dict (Mapping[str, Tensor]): The release's ``checkpoint['model']``.
+        model_cfg (Mapping, optional): The target config's ``model``; None: the release
+            config (``configs/omnisegnet/omnisegnet_swinb_release.py``).
 
     Returns:
-        tuple: The converted ``OrderedDict`` (keys of
-        ``configs/omnisegnet_swinb.py``'s model) and a :class:`ConversionReport`.
+        tuple: The converted ``OrderedDict`` and a :class:`ConversionReport`.
     """
+    model_cfg = load_model_cfg() if model_cfg is None else model_cfg
+    target = Target.of(model_cfg)
     rules = _rules(to_ours=True)
-    converted, report = OrderedDict(), ConversionReport()
+    converted, report = OrderedDict(), ConversionReport(differences=target.differences)
     for key, value in official_state_dict.items():
         value = value if isinstance(value, Tensor) else torch.as_tensor(value)
         why_dropped = _first_match({**UNUSED, **IGNORED}, key)
@@ -300,8 +326,11 @@ def convert(official_state_dict: Mapping[str, Tensor]) -> Tuple['OrderedDict[str
             report.dropped[key] = why_dropped
             report.num_dropped_params += value.numel() if value.is_floating_point() else 0
             continue
-        if key in UNMAPPABLE:
-            report.unmapped[key] = UNMAPPABLE[key]
+        if key == LANG_WEIGHT and not target.gated_prompt_attn:
+            report.unmapped[key] = (
+                "scalar gate of the release's first-layer prompt attention; this config's head has "
+                "prompt_attn='replace' (an ungated sublayer); prompt_attn='gated' takes it"
+            )
             continue
         renamed = _apply(rules, key)
         if renamed is not None:
@@ -320,6 +349,19 @@ def convert(official_state_dict: Mapping[str, Tensor]) -> Tuple['OrderedDict[str
             report.num_params += new_value.numel()
         else:
             report.num_buffer_elements += new_value.numel()
+    if target.prompt_type_embed:
+        dims = model_cfg['backbone'].get('prompt_dims', 768)
+        converted[PROMPT_TYPE_EMBED] = torch.zeros(4, dims)
+        report.not_in_release[PROMPT_TYPE_EMBED] = (
+            'prompt-type embeddings (text, mask, box, scribble): written as zeros, so they add nothing '
+            'to the tokens (as the release, which has none)'
+        )
+    if target.instance_branch:
+        for key in INSTANCE_BRANCH:
+            report.not_in_release[key] = (
+                'instance branch (Hungarian-matched instance masks): receives nothing and keeps its '
+                'initialisation until trained (configs/omnisegnet/omnisegnet_swinb_release_instance.py)'
+            )
     return converted, report
 
 
@@ -360,16 +402,23 @@ def main(argv: Optional[List[str]] = None) -> ConversionReport:
     parser.add_argument('src', help='released checkpoint (a dict with the state dict under "model")')
     parser.add_argument('dst', help='output checkpoint for load_from / load_checkpoint')
     parser.add_argument(
+        '--config',
+        default=RELEASE_CONFIG,
+        help="config the checkpoint is for (default: the release config, whose forward is the release's)",
+    )
+    parser.add_argument(
         '--trust-pickle', action='store_true', help='unpickle arbitrary objects in SRC (only for a trusted file)'
     )
     args = parser.parse_args(argv)
-    state_dict, report = convert(load_official(args.src, args.trust_pickle))
+    state_dict, report = convert(load_official(args.src, args.trust_pickle), load_model_cfg(args.config))
     meta = dict(
         converted_from=osp.basename(args.src),
         converter=osp.basename(__file__),
+        config=osp.relpath(osp.abspath(args.config), REPO),
         num_mapped=len(report.mapped),
         unmapped=list(report.unmapped),
         not_in_release=list(report.not_in_release),
+        release_differences=list(report.differences),
     )
     torch.save({'state_dict': state_dict, 'meta': meta}, args.dst)
     print(f'{args.src} -> {args.dst}\n{report.summary()}')

@@ -1,5 +1,7 @@
 # OmniRef visual-test with box prompts on every reference (deterministic pairing and prompts).
 # Run: tools/test.py CONFIG CHECKPOINT (or tools/dist_test.sh CONFIG CHECKPOINT GPUS); prints the metric table.
-# Published protocol (masks scored at 480 x 480): --cfg-options test_evaluator.eval_size="(480,480)"
+# Published protocol (480 x 480):
+#   --cfg-options model.head.test_cfg.pred_size=input test_evaluator.eval_size="(480,480)";
+# the published model under it: ./omniref_visual-test_box_release.py
 _base_ = ['../../omnisegnet_swinb.py']
 test_dataloader = dict(dataset=dict(split='visual-test', prompt_type='box'))

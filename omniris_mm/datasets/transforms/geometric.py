@@ -9,6 +9,7 @@ so a reference and its prompt map can never fall out of alignment.
 import re
 from typing import Callable
 
+import mmcv
 import numpy as np
 from mmdet.datasets.transforms import RandomFlip, Resize
 from mmdet.registry import TRANSFORMS
@@ -38,7 +39,29 @@ def apply_to_references(results: dict, fn: Callable[[dict], None], **extra) -> N
 
 @TRANSFORMS.register_module()
 class OmniResize(Resize):
-    """mmdet's ``Resize`` on the target and, with its own scale, on every reference."""
+    """mmdet's ``Resize`` on the target and, with its own scale, on every reference.
+
+    Args:
+        mask_backend (str): Backend of the nearest-neighbour resizing of masks and
+            prompt maps: ``'cv2'`` (mmdet's) or ``'pillow'`` (PIL's, which samples
+            pixel centres: the release resizes its reference masks so).
+        *args, **kwargs: ``Resize`` arguments (``backend='pillow'`` resizes the
+            images with PIL's bilinear filter, as the release does).
+    """
+
+    def __init__(self, *args, mask_backend: str = 'cv2', **kwargs):
+        super().__init__(*args, **kwargs)
+        if mask_backend not in ('cv2', 'pillow'):
+            raise ValueError(f"mask_backend must be 'cv2' or 'pillow', got {mask_backend!r}")
+        self.mask_backend = mask_backend
+
+    def _resize_masks(self, results: dict) -> None:
+        masks = results.get('gt_masks')
+        if self.mask_backend == 'cv2' or masks is None:
+            return super()._resize_masks(results)
+        h, w = results['img_shape']
+        resized = [mmcv.imresize(m, (w, h), interpolation='nearest', backend='pillow') for m in masks.masks]
+        results['gt_masks'] = BitmapMasks(np.stack(resized) if resized else np.zeros((0, h, w), np.uint8), h, w)
 
     def transform(self, results: dict) -> dict:
         results = super().transform(results)

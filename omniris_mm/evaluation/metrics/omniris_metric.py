@@ -57,6 +57,11 @@ def sample_counts(pred: torch.Tensor, gt: torch.Tensor, pred_nt: bool, gt_nt: bo
     return dict(bucket=bucket, inter=inter, union=union, iou=iou)
 
 
+def _resize_nearest(mask: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
+    """(H, W) -> ``size`` by ``F.interpolate(mode='nearest')``, as the release resizes its masks."""
+    return F.interpolate(mask[None, None].float(), size=size, mode='nearest')[0, 0]
+
+
 def _ratio(num: float, den: float) -> float:
     return 100.0 * num / den if den else float('nan')
 
@@ -95,9 +100,16 @@ class OmniRISMetric(BaseMetric):
     ``Nv1``, ``NvN``, ``no-target``).
 
     Args:
-        eval_size (tuple, optional): ``(h, w)``. Resize prediction and ground
-            truth (nearest) to this size before counting: ``(480, 480)``
-            reproduces the published protocol. None (default) scores at the
+        eval_size (tuple, optional): ``(h, w)``: score at this size, as the
+            published protocol does with ``(480, 480)``: the ground truth is
+            resized to it by nearest neighbour (``F.interpolate``, as the release
+            resizes its masks), the prediction is taken as it is when the model
+            predicts at that size (``model.head.test_cfg.pred_size='input'`` with
+            a test pipeline resizing to ``eval_size``: the published protocol,
+            see ``configs/omnisegnet/eval/*_release.py``), and is otherwise resized
+            by nearest neighbour too, with a warning: a prediction rescaled to the
+            original size and back is not the published protocol (thin
+            structures change on the round trip). None (default) scores at the
             resolution of the ground truth (the original image).
         breakdown (bool): Add the breakdown keys.
         collect_device (str): As in ``BaseMetric``.
@@ -116,15 +128,17 @@ class OmniRISMetric(BaseMetric):
         super().__init__(collect_device=collect_device, prefix=prefix)
         self.eval_size = tuple(eval_size) if eval_size is not None else None
         self.breakdown = breakdown
+        self._warned_round_trip = False
 
     def process(self, data_batch, data_samples: Sequence) -> None:
         for sample in data_samples:
             pred = _mask(sample, 'pred_sem_seg')
             gt = _mask(sample, 'gt_sem_seg')
             if self.eval_size is not None:
-                pred, gt = (
-                    F.interpolate(m[None, None].float(), size=self.eval_size, mode='nearest')[0, 0] for m in (pred, gt)
-                )
+                if tuple(pred.shape) != self.eval_size:
+                    self._warn_round_trip(pred, sample)
+                    pred = _resize_nearest(pred, self.eval_size)
+                gt = _resize_nearest(gt, self.eval_size)
             elif pred.shape != gt.shape:
                 raise ValueError(
                     f'prediction {tuple(pred.shape)} and ground truth {tuple(gt.shape)} differ in '
@@ -141,6 +155,16 @@ class OmniRISMetric(BaseMetric):
                 setting=_meta(sample, 'setting'),
             )
             self.results.append(record)
+
+    def _warn_round_trip(self, pred, sample) -> None:
+        if not self._warned_round_trip:
+            self._warned_round_trip = True
+            MMLogger.get_current_instance().warning(
+                f'OmniRISMetric(eval_size={self.eval_size}): the prediction of {_meta(sample, "img_path")} is '
+                f'{tuple(pred.shape)}, resized to {self.eval_size} by nearest neighbour. The published protocol '
+                "scores the prediction at the input size: set model.head.test_cfg.pred_size='input' with a "
+                'test pipeline that resizes to eval_size'
+            )
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
         metrics = summarize(results)

@@ -52,23 +52,45 @@ class PromptFusedSwin(SwinTransformer):
     """mmdet's Swin Transformer with the prompt tokens fused after every stage.
 
     After the blocks of stage ``i`` (before its patch merging), a
-    :class:`PixelWordAttention` computes a residual from the prompt tokens; stages
-    in ``gated_stages`` add it through a tanh gate that starts at zero (so the
-    pre-trained Swin is untouched at the first step), the others add it directly.
-    The fused map is both the stage's output and the input of the next stage.
-    Called without prompt tokens (a reference image), it is the plain Swin.
+    :class:`PixelWordAttention` computes the fusion output ``f_i`` from the prompt
+    tokens; stages in ``gated_stages`` add it to the features through a tanh gate
+    that starts closed (so the pre-trained Swin is untouched at the first step),
+    the others add it directly. The sum feeds the next stage. Called without
+    prompt tokens (a reference image), it is the plain Swin.
 
     Args:
         prompt_dims (int): Channels of the prompt tokens.
         gated_stages (Sequence[int]): Stages whose fusion is gated (published: 0-2).
         fusion_dropout (float): Dropout inside the fusion modules.
+        stage_out (str): What stage ``i`` outputs (through its LayerNorm):
+            ``'fused'`` (ours) the features after the fusion, ``x + gate(f_i) * f_i``,
+            the same map that feeds the next stage; ``'fusion'`` (the release, as
+            LAVT) the fusion output ``f_i`` alone, the gated sum then only feeding
+            the next stage.
+        gate_zero_init (str): Which projections of each tanh gate start at zero:
+            ``'output'`` (ours) the second one, so the gate is closed and still gets
+            gradients; ``'both'`` (the release) both, which closes the gate for good:
+            with both projections zero neither gets a gradient, and only
+            ``stage_out='fusion'`` lets the prompts reach the outputs.
         **kwargs: ``SwinTransformer`` arguments.
     """
 
     def __init__(
-        self, prompt_dims: int = 768, gated_stages: Sequence[int] = (0, 1, 2), fusion_dropout: float = 0.0, **kwargs
+        self,
+        prompt_dims: int = 768,
+        gated_stages: Sequence[int] = (0, 1, 2),
+        fusion_dropout: float = 0.0,
+        stage_out: str = 'fused',
+        gate_zero_init: str = 'output',
+        **kwargs,
     ):
         super().__init__(**kwargs)
+        if stage_out not in ('fused', 'fusion'):
+            raise ValueError(f"stage_out must be 'fused' or 'fusion', got {stage_out!r}")
+        if gate_zero_init not in ('output', 'both'):
+            raise ValueError(f"gate_zero_init must be 'output' or 'both', got {gate_zero_init!r}")
+        self.stage_out = stage_out
+        self.gate_zero_init = gate_zero_init
         self.gated_stages = tuple(gated_stages)
         self.fusions = nn.ModuleList(PixelWordAttention(c, prompt_dims, fusion_dropout) for c in self.num_features)
         self.fusion_gates = nn.ModuleDict(
@@ -87,6 +109,8 @@ class PromptFusedSwin(SwinTransformer):
         super().init_weights()
         for gate in self.fusion_gates.values():
             nn.init.zeros_(gate[2].weight)
+            if self.gate_zero_init == 'both':
+                nn.init.zeros_(gate[0].weight)
 
     def forward(
         self, x: Tensor, prompt_tokens: Optional[Tensor] = None, prompt_mask: Optional[Tensor] = None
@@ -100,11 +124,14 @@ class PromptFusedSwin(SwinTransformer):
         for i, stage in enumerate(self.stages):
             for block in stage.blocks:
                 x = block(x, hw_shape)
+            out = x
             if prompt_tokens is not None:
-                residual = self.fusions[i](x, prompt_tokens, prompt_mask)
-                x = x + self.fusion_gates[str(i)](residual) * residual if str(i) in self.fusion_gates else x + residual
+                fusion = self.fusions[i](x, prompt_tokens, prompt_mask)
+                gate = self.fusion_gates[str(i)](fusion) if str(i) in self.fusion_gates else 1.0
+                x = x + gate * fusion
+                out = fusion if self.stage_out == 'fusion' else x
             if i in self.out_indices:
-                out = getattr(self, f'norm{i}')(x)
+                out = getattr(self, f'norm{i}')(out)
                 outs.append(out.view(-1, *hw_shape, self.num_features[i]).permute(0, 3, 1, 2).contiguous())
             if stage.downsample:
                 x, hw_shape = stage.downsample(x, hw_shape)

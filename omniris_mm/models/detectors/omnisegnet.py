@@ -1,5 +1,5 @@
 from collections import OrderedDict
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -27,7 +27,7 @@ class OmniSegNet(BaseDetector):
        top); each reference image goes through the backbone *without* fusion and
        the prompt-embedding neck turns it and its prompt map into visual tokens
        in the same space. A learned embedding of the prompt type (text, mask,
-       box, scribble) is added to each token.
+       box, scribble) is added to each token (``prompt_type_embed``).
     2. ``fusion='concat'`` (ours): all tokens of a sample form one prompt
        sequence, segmented in one pass. ``fusion='union'`` (the published
        system): each prompt is segmented on its own and the masks are OR-ed
@@ -52,6 +52,15 @@ class OmniSegNet(BaseDetector):
         data_preprocessor (dict): ``OmniDataPreprocessor``.
         prompt_dims (int, optional): Width of the prompt tokens without a text
             encoder (with one, its width).
+        prompt_type_embed (bool): Add the prompt-type embeddings (ours: they tell
+            the prompts of one sequence apart); the release has none.
+        train_only (Sequence[str], optional): Train only the parameters whose
+            names start with one of these prefixes (e.g. ``('head.objectness',
+            'head.instance_embed')``, the instance branch on top of the released
+            weights); every other parameter is frozen and every module holding
+            only frozen parameters stays in eval mode, so the frozen path computes
+            exactly what it computes at test time. None trains what the
+            components leave trainable.
     """
 
     def __init__(
@@ -66,6 +75,8 @@ class OmniSegNet(BaseDetector):
         test_cfg: OptConfigType = None,
         init_cfg: OptMultiConfig = None,
         prompt_dims: Optional[int] = None,
+        prompt_type_embed: bool = True,
+        train_only: Optional[Sequence[str]] = None,
     ):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         if fusion not in ('concat', 'union'):
@@ -89,16 +100,38 @@ class OmniSegNet(BaseDetector):
                 f'prompt_encoder.out_dims ({self.prompt_encoder.out_proj.out_features}) must equal the '
                 f'prompt token width ({prompt_dims}: the text encoder width or prompt_dims)'
             )
-        self.prompt_type_embed = nn.Embedding(len(PROMPT_TYPES), prompt_dims)
+        self.prompt_type_embed = nn.Embedding(len(PROMPT_TYPES), prompt_dims) if prompt_type_embed else None
         self.head = MODELS.build(head)
+        self.train_only = tuple(train_only) if train_only is not None else None
+        if self.train_only is not None:
+            names = [n for n, _ in self.named_parameters()]
+            unknown = [p for p in self.train_only if not any(n.startswith(p) for n in names)]
+            if unknown:
+                raise ValueError(f'train_only: no parameter of the model starts with {unknown}')
+            for name, param in self.named_parameters():
+                param.requires_grad_(name.startswith(self.train_only))
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if mode and self.train_only is not None:
+            for module in self.modules():
+                params = list(module.parameters())
+                if params and not any(p.requires_grad for p in params):
+                    module.eval()
+        return self
 
     # -- prompts ---------------------------------------------------------------------
     def encode_references(self, ref_inputs: Tensor, ref_prompt_maps: Tensor) -> Tensor:
         """Reference images (N, 3, H, W) and prompt maps (N, 1, H, W) -> visual tokens (N, Nq, D)."""
         return self.prompt_encoder(self.backbone(ref_inputs), ref_prompt_maps)
 
-    def encode_prompts(self, batch_data_samples: SampleList) -> List[List[Tensor]]:
-        """Per sample, the token sequence of each of its prompts (text first), each (n, D)."""
+    def encode_prompts(self, batch_data_samples: SampleList) -> List[List[Tuple[Tensor, Tensor]]]:
+        """Per sample, each of its prompts (text first) as ``(tokens (n, D), valid (n,) bool)``.
+
+        A text keeps the padding positions the text encoder returns (all of them
+        invalid): the backbone's fusion never attends to them, the head's prompt
+        attention does when ``mask_prompt_padding=False`` (the release).
+        """
         texts = [s.metainfo.get('text') for s in batch_data_samples]
         with_text = [i for i, t in enumerate(texts) if t]
         text_tokens = {}
@@ -110,7 +143,7 @@ class OmniSegNet(BaseDetector):
         if with_text:
             tokens, mask = self.text_encoder([texts[i] for i in with_text])
             tokens = self.text_norm(tokens)
-            text_tokens = {i: tokens[j][mask[j]] for j, i in enumerate(with_text)}
+            text_tokens = {i: (tokens[j], mask[j]) for j, i in enumerate(with_text)}
         to_encode = [s for s in batch_data_samples if 'visual_tokens' not in s and len(s.ref_inputs)]
         encoded = iter(())
         if to_encode:
@@ -118,12 +151,11 @@ class OmniSegNet(BaseDetector):
                 torch.cat([s.ref_inputs for s in to_encode]), torch.cat([s.ref_prompt_maps for s in to_encode])
             )
             encoded = iter(all_tokens)
-        type_embed = self.prompt_type_embed.weight
         prompts = []
         for i, sample in enumerate(batch_data_samples):
             types = list(sample.metainfo.get('prompt_types', []))
             visual_types = types[1:] if texts[i] else types
-            seqs = [text_tokens[i] + type_embed[0]] if texts[i] else []
+            seqs = [(self._add_type(text_tokens[i][0], 'text'), text_tokens[i][1])] if texts[i] else []
             if 'visual_tokens' in sample:
                 visual = list(sample.visual_tokens)
             else:
@@ -132,29 +164,38 @@ class OmniSegNet(BaseDetector):
                 raise ValueError(
                     f'sample {sample.metainfo.get("img_path")}: {len(visual)} visual prompts but prompt_types {types}'
                 )
-            seqs += [tok + type_embed[PROMPT_TYPES.index(t)] for tok, t in zip(visual, visual_types)]
+            seqs += [
+                (self._add_type(tok, t), tok.new_ones(len(tok), dtype=torch.bool))
+                for tok, t in zip(visual, visual_types)
+            ]
             if not seqs:
                 raise ValueError(f'sample {sample.metainfo.get("img_path")} has no prompt')
             prompts.append(seqs)
         return prompts
 
-    def _prompt_rows(self, prompts: List[List[Tensor]]) -> Tuple[Tensor, Tensor, List[int]]:
+    def _add_type(self, tokens: Tensor, prompt_type: str) -> Tensor:
+        if self.prompt_type_embed is None:
+            return tokens
+        return tokens + self.prompt_type_embed.weight[PROMPT_TYPES.index(prompt_type)]
+
+    def _prompt_rows(self, prompts: List[List[Tuple[Tensor, Tensor]]]) -> Tuple[Tensor, Tensor, List[int]]:
         """Pad the prompt sequences into (R, L, D) tokens and a (R, L) valid mask.
 
         One row per sample (``concat``) or per prompt (``union``); returns the
         sample index of each row.
         """
         if self.fusion == 'concat':
-            rows, owners = [torch.cat(p) for p in prompts], list(range(len(prompts)))
+            rows = [(torch.cat([t for t, _ in p]), torch.cat([v for _, v in p])) for p in prompts]
+            owners = list(range(len(prompts)))
         else:
-            rows = [t for p in prompts for t in p]
+            rows = [tv for p in prompts for tv in p]
             owners = [i for i, p in enumerate(prompts) for _ in p]
-        length = max(len(r) for r in rows)
-        tokens = rows[0].new_zeros((len(rows), length, rows[0].shape[-1]))
+        length = max(len(t) for t, _ in rows)
+        tokens = rows[0][0].new_zeros((len(rows), length, rows[0][0].shape[-1]))
         mask = torch.zeros((len(rows), length), dtype=torch.bool, device=tokens.device)
-        for j, r in enumerate(rows):
-            tokens[j, : len(r)] = r
-            mask[j, : len(r)] = True
+        for j, (t, v) in enumerate(rows):
+            tokens[j, : len(t)] = t
+            mask[j, : len(t)] = v
         return tokens, mask, owners
 
     # -- the three modes ---------------------------------------------------------------

@@ -11,6 +11,10 @@ from torch import Tensor
 
 from .referring_decoder import ReferringDecoderLayer
 
+TEST_CFG_DEFAULTS = dict(
+    no_target_thr=0.5, instance_thr=0.5, mask_thr=0.5, empty_on_no_target=True, pred_size='original'
+)
+
 
 @MODELS.register_module()
 class AdaptiveMaskHead(BaseModule):
@@ -24,14 +28,16 @@ class AdaptiveMaskHead(BaseModule):
     - region masks, one per query (``mask_embed`` on the stride-4 mask features),
       serve as the next layer's attention mask (computed at the attention size).
     - ``minimap`` (B, 2, gh, gw): per-region target / background scores.
-    - ``target_mask`` (B, 2, h, w): the merged mask, ``sum_q softmax(minimap_q) x
-      mask_embed_q`` applied to the mask features.
+    - ``target_mask`` (B, 2, h, w): the merged mask, ``sum_q w_q x mask_embed_q``
+      applied to the mask features, ``w_q`` the query's minimap scores
+      (``minimap_merge``).
     - ``nt_logits`` (B, 2): no-target score, an MLP per query averaged.
     - ``objectness`` (B, Q, 2) and ``instance_embed`` (B, Q, C): the instance
       branch; ``instance_embed`` applied to ``mask_features`` (B, C, h, w) gives
       per-query instance masks. Trained by Hungarian matching so that the kept
       queries are the referred instances (none for a no-target prompt); at test
-      time only the kept queries' masks are computed.
+      time only the kept queries' masks are computed. Absent (not built) without
+      an ``instance_criterion``: the answer is then the union mask alone.
 
     Losses live beside the head: ``referring_criterion`` (published mask, minimap
     and no-target losses) and ``instance_criterion`` (matching and instance losses;
@@ -56,6 +62,16 @@ class AdaptiveMaskHead(BaseModule):
             visual prompts (measured on the quickstart's tiny model, 2,000
             iterations: visual gIoU 4.7 with it, 90 without), so the tiny configs
             turn it off.
+        minimap_merge (str): Weights of the region masks in the merged mask:
+            ``'softmax'`` (ours) the softmax of each query's two minimap logits,
+            ``'logits'`` (the release) the raw logits.
+        prompt_attn (str): The first layer's prompt attention, ``'replace'`` (ours)
+            or ``'gated'`` (the release); see :class:`ReferringDecoderLayer`.
+        mask_prompt_padding (bool): The prompt attention ignores the padding
+            positions of the prompt sequence (ours); False attends to every
+            position, text padding included (the release).
+        zero_init_prompt_proj (bool): Start the projection of the prompt tokens
+            into the decoder width at zero (the release).
         num_layers, num_heads, ffn_dims, dropout: decoder layers.
         pixel_decoder (dict): mmdet pixel decoder config; channels and strides
             are filled from the arguments above.
@@ -64,7 +80,10 @@ class AdaptiveMaskHead(BaseModule):
         test_cfg (dict): ``no_target_thr`` (no-target probability above which the
             answer is "no target"), ``instance_thr`` (objectness to keep a query),
             ``mask_thr`` (instance mask probability), ``empty_on_no_target``
-            (clear the union mask of a no-target answer).
+            (clear the union mask of a no-target answer; the release keeps it),
+            ``pred_size`` (``'original'``: masks at the original image size;
+            ``'input'``: at the size the network saw, with no round trip through
+            the original size, which the published 480 x 480 protocol scores).
     """
 
     def __init__(
@@ -83,10 +102,19 @@ class AdaptiveMaskHead(BaseModule):
         instance_criterion: OptConfigType = dict(type='InstanceCriterion'),
         grid_prior: bool = True,
         zero_init_prompt_attn: bool = True,
+        minimap_merge: str = 'softmax',
+        prompt_attn: str = 'replace',
+        mask_prompt_padding: bool = True,
+        zero_init_prompt_proj: bool = False,
         test_cfg: OptConfigType = None,
         init_cfg=None,
     ):
         super().__init__(init_cfg=init_cfg)
+        if minimap_merge not in ('softmax', 'logits'):
+            raise ValueError(f"minimap_merge must be 'softmax' or 'logits', got {minimap_merge!r}")
+        self.minimap_merge = minimap_merge
+        self.mask_prompt_padding = mask_prompt_padding
+        self.zero_init_prompt_proj = zero_init_prompt_proj
         pixel_decoder = dict(
             pixel_decoder,
             in_channels=list(in_channels),
@@ -114,6 +142,7 @@ class AdaptiveMaskHead(BaseModule):
                 dropout,
                 with_prompt_attn=(i == 0),
                 zero_init_prompt_attn=zero_init_prompt_attn,
+                prompt_attn_mode=prompt_attn,
             )
             for i in range(num_layers)
         )
@@ -121,16 +150,22 @@ class AdaptiveMaskHead(BaseModule):
         self.mask_embed = MLP(feat_channels, feat_channels, feat_channels, 3)
         self.minimap_embed = nn.Linear(feat_channels, 2)
         self.nt_embed = MLP(feat_channels, feat_channels, 2, 2)
-        self.objectness = nn.Linear(feat_channels, 2)
-        # Instance masks get their own embedding: sharing the region masks (the attention
-        # masks) with instance supervision slowed the referring mask down (measured).
-        self.instance_embed = MLP(feat_channels, feat_channels, feat_channels, 3)
         self.referring_criterion = MODELS.build(referring_criterion)
-        self.instance_criterion = MODELS.build(instance_criterion) if instance_criterion else None
-        self.test_cfg = {
-            **dict(no_target_thr=0.5, instance_thr=0.5, mask_thr=0.5, empty_on_no_target=True),
-            **(test_cfg or {}),
-        }
+        self.instance_criterion = None
+        if instance_criterion:
+            self.instance_criterion = MODELS.build(instance_criterion)
+            self.objectness = nn.Linear(feat_channels, 2)
+            # Instance masks get their own embedding: sharing the region masks (the attention
+            # masks) with instance supervision slowed the referring mask down (measured).
+            self.instance_embed = MLP(feat_channels, feat_channels, feat_channels, 3)
+        self.test_cfg = {**TEST_CFG_DEFAULTS, **(test_cfg or {})}
+        if self.test_cfg['pred_size'] not in ('original', 'input'):
+            raise ValueError(f"test_cfg.pred_size must be 'original' or 'input', got {self.test_cfg['pred_size']!r}")
+
+    def init_weights(self):
+        super().init_weights()
+        if self.zero_init_prompt_proj:
+            nn.init.zeros_(self.prompt_proj.weight)
 
     def _attention_mask(self, query: Tensor, attn_features: Tensor) -> Tensor:
         """The next layer's attention mask: where each query's region mask is below 0.5.
@@ -178,22 +213,25 @@ class AdaptiveMaskHead(BaseModule):
             attn = self._region_attention_mask(b, attn_features[0].shape[-2:], mask_features.device)
         else:
             attn = self._attention_mask(query, attn_features[0])
+        prompt_padding = ~prompt_mask if self.mask_prompt_padding else None
         for i, layer in enumerate(self.layers):
             level = i % self.num_levels
-            query = layer(query, query_pos, memories[level], memory_pos[level], attn, prompt_memory, ~prompt_mask)
+            query = layer(query, query_pos, memories[level], memory_pos[level], attn, prompt_memory, prompt_padding)
             if i + 1 < len(self.layers):
                 attn = self._attention_mask(query, attn_features[(i + 1) % self.num_levels])
         query = self.decoder_norm(query)
         minimap = self.minimap_embed(query)  # (B, Q, 2)
-        target_embed = torch.einsum('bqk,bqc->bkc', minimap.softmax(-1), self.mask_embed(query))
-        return dict(
+        weights = minimap.softmax(-1) if self.minimap_merge == 'softmax' else minimap
+        target_embed = torch.einsum('bqk,bqc->bkc', weights, self.mask_embed(query))
+        outputs = dict(
             minimap=minimap.transpose(1, 2).reshape(b, 2, *self.grid_size),
             target_mask=torch.einsum('bkc,bchw->bkhw', target_embed, mask_features),
             nt_logits=self.nt_embed(query).mean(1),
-            objectness=self.objectness(query),
-            instance_embed=self.instance_embed(query),
             mask_features=mask_features,
         )
+        if self.instance_criterion is not None:
+            outputs.update(objectness=self.objectness(query), instance_embed=self.instance_embed(query))
+        return outputs
 
     def loss(
         self, feats: List[Tensor], prompt_tokens: Tensor, prompt_mask: Tensor, batch_data_samples: list
@@ -214,22 +252,26 @@ class AdaptiveMaskHead(BaseModule):
     ) -> List[dict]:
         """Per image: ``sem_seg`` (1, H, W) union mask, ``no_target`` (bool),
         ``no_target_score``, and instance ``masks`` (k, H, W) with ``scores`` (k,),
-        at the original size when ``rescale``."""
+        at the original size when ``rescale`` and ``test_cfg.pred_size='original'``."""
         outputs = self(feats, prompt_tokens, prompt_mask)
         cfg = self.test_cfg
+        rescale = rescale and cfg['pred_size'] == 'original'
         results = []
         for i, meta in enumerate(batch_img_metas):
             nt_score = outputs['nt_logits'][i].softmax(-1)[1]
             no_target = bool(nt_score > cfg['no_target_thr'])
             logits = self._to_image(outputs['target_mask'][i : i + 1], meta, rescale)[0]
             sem_seg = logits.argmax(0, keepdim=True).to(torch.uint8)
-            scores = outputs['objectness'][i].softmax(-1)[:, 0]
-            keep = scores > cfg['instance_thr']
-            if no_target:
-                keep[:] = False
-                if cfg['empty_on_no_target']:
-                    sem_seg.zero_()
-            inst = torch.einsum('qc,chw->qhw', outputs['instance_embed'][i, keep], outputs['mask_features'][i])
+            if no_target and cfg['empty_on_no_target']:
+                sem_seg.zero_()
+            if 'objectness' in outputs:
+                scores = outputs['objectness'][i].softmax(-1)[:, 0]
+                keep = (scores > cfg['instance_thr']) & (not no_target)
+                scores, inst_embed = scores[keep], outputs['instance_embed'][i, keep]
+            else:  # no instance branch: no instances
+                scores = outputs['nt_logits'].new_zeros(0)
+                inst_embed = outputs['mask_features'].new_zeros((0, outputs['mask_features'].shape[1]))
+            inst = torch.einsum('qc,chw->qhw', inst_embed, outputs['mask_features'][i])
             masks = self._to_image(inst[None], meta, rescale)[0].sigmoid()
             results.append(
                 dict(
@@ -237,7 +279,7 @@ class AdaptiveMaskHead(BaseModule):
                     no_target=no_target,
                     no_target_score=float(nt_score),
                     masks=masks > cfg['mask_thr'],
-                    scores=scores[keep],
+                    scores=scores,
                 )
             )
         return results

@@ -41,6 +41,9 @@ class HFTextEncoder(BaseModule):
         max_tokens (int): Longest token sequence, special tokens included (the
             published model uses 20). Longer sentences are truncated, logged and
             counted in ``num_truncated``.
+        pad_to_max_tokens (bool): Pad every sentence to ``max_tokens`` (the
+            release) instead of to the longest sentence of the batch. The padding
+            positions are returned (invalid in the mask) either way.
         frozen (bool): Freeze every weight.
         trainable_layers (Sequence[int], optional): Indices of the transformer
             layers to train (the published model trains layers 0-9 of 12); the
@@ -58,6 +61,7 @@ class HFTextEncoder(BaseModule):
         tokenizer: Optional[str] = None,
         config: Optional[dict] = None,
         max_tokens: int = 20,
+        pad_to_max_tokens: bool = False,
         frozen: bool = False,
         trainable_layers: Optional[Sequence[int]] = None,
         train_embeddings: bool = True,
@@ -79,6 +83,7 @@ class HFTextEncoder(BaseModule):
         self.model = model
         self.embed_dims = model.config.hidden_size
         self.max_tokens = max_tokens
+        self.pad_to_max_tokens = pad_to_max_tokens
         self.num_truncated = 0
         self.frozen = frozen
         if frozen:
@@ -103,7 +108,7 @@ class HFTextEncoder(BaseModule):
         device = next(self.model.parameters()).device
         enc = self.tokenizer(
             list(texts),
-            padding='longest',
+            padding='max_length' if self.pad_to_max_tokens else 'longest',
             truncation=True,
             max_length=self.max_tokens,
             return_tensors='pt',

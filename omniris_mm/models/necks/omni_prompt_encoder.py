@@ -48,9 +48,10 @@ class OmniPromptEncoder(BaseModule):
 
     1. Prompt Embedding Module: two 2x2/2 convs (1->4->16 channels, LayerNorm2d
        + ReLU) and a 1x1 conv embed the prompt map at stride 4; 2x2/2 convs
-       carry it to strides 8, 16 and 32. Each level is added to the reference
-       feature of that level (1x1 conv + GroupNorm). Positions outside the
-       prompt region are masked out of the attention.
+       (+ LayerNorm2d, + ReLU with ``downscale_relu``) carry it to strides 8, 16
+       and 32. Each level is added to the reference feature of that level (1x1
+       conv + GroupNorm). Positions outside the prompt region of the level are
+       masked out of the attention.
     2. Prompt generator: ``num_queries`` learnable queries on a fixed
        ``query_grid`` of reference points attend to those maps through
        ``num_layers`` layers of mmcv's ``MultiScaleDeformableAttention``,
@@ -64,6 +65,13 @@ class OmniPromptEncoder(BaseModule):
         num_queries (int): Visual tokens per prompt.
         query_grid (tuple): ``(rows, cols)`` of the fixed reference points.
         num_layers, num_heads, num_points, ffn_dims, dropout: generator layers.
+        prompt_region (str): How the prompt region of a level is taken from the
+            prompt map: ``'nearest'`` (the release) nearest-neighbour resizing to
+            the level's size; ``'max_pool'`` adaptive max pooling, which keeps a
+            region thinner than the level's stride.
+        downscale_relu (bool): End the stride-8/16/32 blocks with a ReLU after their
+            LayerNorm2d, as the stride-4 embedding does (the release: True).
+        norm_eps (float): Epsilon of the five LayerNorm2d (the release: 1e-6).
 
     Forward: ``ref_feats`` (4 maps, (N, C_l, H_l, W_l)) and ``prompt_maps``
     (N, 1, H, W) -> visual tokens (N, num_queries, out_dims).
@@ -81,23 +89,33 @@ class OmniPromptEncoder(BaseModule):
         num_points: int = 4,
         ffn_dims: int = 2048,
         dropout: float = 0.0,
+        prompt_region: str = 'max_pool',
+        downscale_relu: bool = False,
+        norm_eps: float = 1e-5,
         init_cfg=None,
     ):
         super().__init__(init_cfg=init_cfg)
         if query_grid[0] * query_grid[1] != num_queries:
             raise ValueError(f'query_grid {query_grid} must hold num_queries={num_queries} points')
+        if prompt_region not in ('nearest', 'max_pool'):
+            raise ValueError(f"prompt_region must be 'nearest' or 'max_pool', got {prompt_region!r}")
+        self.prompt_region = prompt_region
         num_levels = len(in_channels)
         self.prompt_embed = nn.Sequential(
             nn.Conv2d(1, 4, 2, 2),
-            LayerNorm2d(4),
+            LayerNorm2d(4, eps=norm_eps),
             nn.ReLU(inplace=True),
             nn.Conv2d(4, 16, 2, 2),
-            LayerNorm2d(16),
+            LayerNorm2d(16, eps=norm_eps),
             nn.ReLU(inplace=True),
             nn.Conv2d(16, embed_dims, 1),
         )
         self.prompt_downscale = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(embed_dims, embed_dims, 2, 2), LayerNorm2d(embed_dims))
+            nn.Sequential(
+                nn.Conv2d(embed_dims, embed_dims, 2, 2),
+                LayerNorm2d(embed_dims, eps=norm_eps),
+                *([nn.ReLU(inplace=True)] if downscale_relu else []),
+            )
             for _ in range(num_levels - 1)
         )
         self.input_proj = nn.ModuleList(
@@ -125,13 +143,19 @@ class OmniPromptEncoder(BaseModule):
             levels.append(down(levels[-1]))
         return levels
 
+    def _region(self, prompt_maps: Tensor, size: Tuple[int, int]) -> Tensor:
+        """Prompt maps (N, 1, H, W) -> the prompt region at ``size`` (N, h, w) bool."""
+        if self.prompt_region == 'nearest':
+            return F.interpolate(prompt_maps, size, mode='nearest')[:, 0] > 0
+        return F.adaptive_max_pool2d(prompt_maps, size)[:, 0] > 0
+
     def forward(self, ref_feats: List[Tensor], prompt_maps: Tensor) -> Tensor:
         prompt_maps = prompt_maps.float()
         values, masks, shapes = [], [], []
         for feat, proj, emb in zip(ref_feats, self.input_proj, self.embed_prompt(prompt_maps)):
             h, w = feat.shape[-2:]
             level = proj(feat) + emb[..., :h, :w]
-            region = F.adaptive_max_pool2d(prompt_maps, (h, w))[:, 0] > 0  # (N, h, w)
+            region = self._region(prompt_maps, (h, w))  # (N, h, w)
             values.append(level.flatten(2).transpose(1, 2))
             masks.append(~region.flatten(1))
             shapes.append((h, w))

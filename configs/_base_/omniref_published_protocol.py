@@ -1,0 +1,20 @@
+# The published OmniRef evaluation protocol with the published model (the release's evaluator,
+# compared side by side): images resized to 480 x 480 with PIL's bilinear filter and reference
+# masks with PIL's nearest neighbour (as the release's detectron2 Resize and torchvision
+# transforms do), the model's masks scored as predicted at 480 x 480 (no round trip through the
+# original size), the ground truth resized to 480 x 480 by nearest neighbour (torch's
+# F.interpolate, as the release resizes each referred mask).
+# For our own model under this protocol: --cfg-options model.head.test_cfg.pred_size=input
+#   test_evaluator.eval_size="(480,480)"
+_base_ = ['../omnisegnet/omnisegnet_swinb_release.py']
+model = dict(head=dict(test_cfg=dict(pred_size='input')))
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadVisualPrompts'),
+    dict(type='OmniResize', scale=(480, 480), keep_ratio=False, backend='pillow', mask_backend='pillow'),
+    dict(type='LoadOmniAnnotations'),
+    dict(type='SynthesizePromptMaps', prompt_probs=dict(mask=1.0, box=1.0, scribble=1.0)),
+    dict(type='PackOmniInputs'),
+]
+test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+test_evaluator = dict(eval_size=(480, 480))
