@@ -10,7 +10,7 @@ from mmdet.registry import MODELS
 from mmengine.registry import init_default_scope
 from model_utils import build_model, tiny_cfg
 
-from omniris_mm.models import OmniPromptEncoder, PromptFusedSwin, release_differences
+from omniris_mm.models import RELEASE_BEHAVIOURS, OmniPromptEncoder, PromptFusedSwin, release_differences
 from omniris_mm.models.heads.referring_decoder import ReferringDecoderLayer
 
 init_default_scope('mmdet')
@@ -265,20 +265,12 @@ def test_release_differences_name_every_switch_of_a_config():
     named = [line.split('=')[0] for line in lines]
     assert 'head.minimap_merge' in named and 'fusion' in named and 'backbone.stage_out' in named
     release_like = copy.deepcopy(cfg)
-    release_like.update(fusion='union', prompt_type_embed=False)
-    release_like.backbone.update(stage_out='fusion', gate_zero_init='both')
-    release_like.text_encoder.update(pad_to_max_tokens=True)
-    release_like.prompt_encoder.update(prompt_region='nearest', downscale_relu=True, norm_eps=1e-6)
-    release_like.head.update(
-        grid_prior=False,
-        minimap_merge='logits',
-        prompt_attn='gated',
-        mask_prompt_padding=False,
-        zero_init_prompt_proj=True,
-        zero_init_prompt_attn=False,
-        instance_criterion=None,
-        test_cfg=dict(empty_on_no_target=False),
-    )
+    for b in RELEASE_BEHAVIOURS:
+        target = release_like if b.component is None else release_like[b.component]
+        if b.arg.startswith('test_cfg.'):
+            target.setdefault('test_cfg', {})[b.arg[len('test_cfg.') :]] = b.release
+        else:
+            target[b.arg] = b.release
     assert release_differences(release_like) == []
     release_like.head.minimap_merge = 'softmax'
     assert release_differences(release_like) == [
