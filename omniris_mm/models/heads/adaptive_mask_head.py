@@ -69,7 +69,10 @@ class AdaptiveMaskHead(BaseModule):
             or ``'gated'`` (the release); see :class:`ReferringDecoderLayer`.
         mask_prompt_padding (bool): The prompt attention ignores the padding
             positions of the prompt sequence (ours); False attends to every
-            position, text padding included (the release).
+            position, text padding included (the release). Meant for
+            ``fusion='union'`` with texts padded to ``max_tokens``, as released:
+            every row then has the same length; rows padded to a common length
+            (``'concat'``) would also attend to the zero tokens of the row padding.
         zero_init_prompt_proj (bool): Start the projection of the prompt tokens
             into the decoder width at zero (the release).
         num_layers, num_heads, ffn_dims, dropout: decoder layers.
