@@ -5,4 +5,4 @@ from .heads import *  # noqa: F401,F403
 from .language_models import *  # noqa: F401,F403
 from .losses import *  # noqa: F401,F403
 from .necks import *  # noqa: F401,F403
-from .release import RELEASE_BEHAVIOURS, release_differences  # noqa: F401
+from .release import RELEASE_BEHAVIOURS, config_value, release_differences  # noqa: F401

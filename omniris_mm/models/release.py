@@ -94,15 +94,14 @@ def _default(cfg: dict, arg: str) -> Any:
     return inspect.signature(cls.__init__).parameters[arg].default
 
 
-def _value(model_cfg: dict, behaviour: Behaviour) -> Any:
-    cfg = model_cfg if behaviour.component is None else model_cfg[behaviour.component]
-    if behaviour.arg.startswith('test_cfg.'):
-        key = behaviour.arg[len('test_cfg.') :]
-        test_cfg = cfg.get('test_cfg') or {}
-        if key in test_cfg:
-            return test_cfg[key]
-        return TEST_CFG_DEFAULTS[key]
-    return cfg[behaviour.arg] if behaviour.arg in cfg else _default(cfg, behaviour.arg)
+def config_value(model_cfg: dict, component: Optional[str], arg: str) -> Any:
+    """The value of ``arg`` (``test_cfg.KEY`` for a head test setting) of a component of an
+    OmniSegNet config (None: the detector), its class default when the config leaves it out."""
+    cfg = model_cfg if component is None else model_cfg[component]
+    if arg.startswith('test_cfg.'):
+        key = arg[len('test_cfg.') :]
+        return (cfg.get('test_cfg') or {}).get(key, TEST_CFG_DEFAULTS[key])
+    return cfg[arg] if arg in cfg else _default(cfg, arg)
 
 
 def release_differences(model_cfg: dict) -> List[str]:
@@ -117,7 +116,7 @@ def release_differences(model_cfg: dict) -> List[str]:
     """
     lines = []
     for b in RELEASE_BEHAVIOURS:
-        ours = _value(model_cfg, b)
+        ours = config_value(model_cfg, b.component, b.arg)
         if ours == b.release:
             continue
         name = b.arg if b.component is None else f'{b.component}.{b.arg}'

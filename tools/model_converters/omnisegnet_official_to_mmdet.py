@@ -42,7 +42,7 @@ from mmdet.models.backbones.swin import swin_converter
 from mmengine.config import Config
 from torch import Tensor
 
-from omniris_mm.models import release_differences
+from omniris_mm.models import config_value, release_differences
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 RELEASE_CONFIG = osp.join(REPO, 'configs', 'omnisegnet', 'omnisegnet_swinb_release.py')
@@ -83,19 +83,16 @@ class Target(NamedTuple):
 
     @classmethod
     def of(cls, model_cfg: Mapping) -> 'Target':
-        head = model_cfg['head']
         return cls(
-            gated_prompt_attn=head.get('prompt_attn', 'replace') == 'gated',
-            prompt_type_embed=model_cfg.get('prompt_type_embed', True),
-            instance_branch=bool(head.get('instance_criterion', True)),
+            gated_prompt_attn=config_value(model_cfg, 'head', 'prompt_attn') == 'gated',
+            prompt_type_embed=config_value(model_cfg, None, 'prompt_type_embed'),
+            instance_branch=bool(config_value(model_cfg, 'head', 'instance_criterion')),
             differences=tuple(release_differences(model_cfg)),
         )
 
 
 def load_model_cfg(config: str = RELEASE_CONFIG) -> Mapping:
     """The ``model`` entry of a config file."""
-    import omniris_mm  # noqa: F401  (registers the classes whose defaults the differences read)
-
     return Config.fromfile(config).model
 
 
