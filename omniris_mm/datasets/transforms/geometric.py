@@ -59,6 +59,7 @@ class OmniResize(Resize):
         masks = results.get('gt_masks')
         if self.mask_backend == 'cv2' or masks is None:
             return super()._resize_masks(results)
+        # mmdet's BitmapMasks.resize has no backend argument (always cv2): resize with PIL here.
         h, w = results['img_shape']
         resized = [mmcv.imresize(m, (w, h), interpolation='nearest', backend='pillow') for m in masks.masks]
         results['gt_masks'] = BitmapMasks(np.stack(resized) if resized else np.zeros((0, h, w), np.uint8), h, w)
