@@ -1,14 +1,10 @@
 """Fixes for the pinned stack (torch 2.13, mmengine 0.10.7). Each one has a test that fails without it.
+(Checkpoints are read by one loader with ``weights_only=True``: :mod:`omniris_mm.engine.checkpoint`.)
 
 Set ``OMNIRIS_MM_DISABLE_COMPAT=1`` to leave the stack untouched (the tests use it to
 show each failure).
 
-1. ``trusted_local_checkpoints``: torch >= 2.6 loads with ``weights_only=True``, and
-   mmengine's local checkpoint loader cannot unpickle its own checkpoints (their
-   message hub holds ``HistoryBuffer`` objects), so ``--resume`` fails. Local files
-   are the user's own runs: they load with ``weights_only=False``. Remote (URL)
-   checkpoints keep torch's safe default.
-2. ``cpu_distributed``: mmengine's ``pytorch`` launcher calls
+1. ``cpu_distributed``: mmengine's ``pytorch`` launcher calls
    ``torch.cuda.set_device`` and wraps the model with ``device_ids``; both fail
    without CUDA. On a machine without CUDA the launcher uses gloo and skips the
    device, and ``MMDistributedDataParallel`` drops ``device_ids`` for CPU modules,
@@ -17,22 +13,10 @@ show each failure).
 
 import atexit
 import os
-import os.path as osp
 
 import torch
 
 _applied = []
-
-
-def _trusted_local_checkpoints() -> None:
-    from mmengine.runner.checkpoint import CheckpointLoader
-
-    @CheckpointLoader.register_scheme(prefixes='', force=True)
-    def load_from_local(filename, map_location):
-        filename = osp.expanduser(filename)
-        if not osp.isfile(filename):
-            raise FileNotFoundError(f'{filename} can not be found.')
-        return torch.load(filename, map_location=map_location, weights_only=False)
 
 
 def _cpu_distributed() -> None:
@@ -63,7 +47,7 @@ def _cpu_distributed() -> None:
     MMDistributedDataParallel.__init__ = ddp_init
 
 
-FIXES = dict(trusted_local_checkpoints=_trusted_local_checkpoints, cpu_distributed=_cpu_distributed)
+FIXES = dict(cpu_distributed=_cpu_distributed)
 
 
 def apply() -> list:

@@ -52,7 +52,7 @@ def main():
     )
     runner.train()
     weights = torch.cat([p.detach().flatten() for p in runner.model.parameters()])
-    print('WEIGHTS', ' '.join(f'{v:.6f}' for v in weights.tolist()))
+    print('WEIGHTS', ' '.join(repr(v) for v in weights.tolist()))  # exact
 
 
 if __name__ == '__main__':

@@ -43,12 +43,13 @@ def keep_seed_on_resume(cfg: Config) -> None:
     samples than the interrupted one and end with other weights. Reading the seed
     first makes a resumed run finish exactly where an uninterrupted one does.
     """
-    import torch
     from mmengine.runner import find_latest_checkpoint
+
+    from omniris_mm.engine import load_checkpoint_file
 
     path = cfg.get('load_from') or find_latest_checkpoint(cfg.work_dir)
     if not path or not osp.isfile(path):
         return
-    meta = torch.load(path, map_location='cpu', mmap=True, weights_only=False).get('meta', {})
+    meta = load_checkpoint_file(path, map_location='cpu', mmap=True).get('meta', {})
     if meta.get('seed') is not None:
         cfg.randomness = dict(cfg.get('randomness') or {}, seed=meta['seed'])

@@ -1,4 +1,20 @@
-from .checkpoint import verify_hash_prefix
+from .checkpoint import (
+    SAFE_GLOBALS,
+    TRUST_ENV,
+    UntrustedCheckpointError,
+    load_checkpoint_file,
+    unsafe_globals,
+    verify_hash_prefix,
+)
 from .optimizers import GuardedAmpOptimWrapper, GuardedOptimWrapper
 
-__all__ = ['GuardedOptimWrapper', 'GuardedAmpOptimWrapper', 'verify_hash_prefix']
+__all__ = [
+    'GuardedOptimWrapper',
+    'GuardedAmpOptimWrapper',
+    'SAFE_GLOBALS',
+    'TRUST_ENV',
+    'UntrustedCheckpointError',
+    'load_checkpoint_file',
+    'unsafe_globals',
+    'verify_hash_prefix',
+]

@@ -22,7 +22,7 @@ def test_published_name_is_verified_on_load(tmp_path):
     )  # fmt: skip
     published = out.stdout.strip()
     assert osp.isfile(published) and verify_hash_prefix(published) == published[-12:-4]
-    assert 'optimizer' not in torch.load(published, weights_only=False)
+    assert 'optimizer' not in torch.load(published, weights_only=True)
 
     fresh = torch.nn.Linear(3, 2)
     load_checkpoint(fresh, published)

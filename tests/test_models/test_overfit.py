@@ -36,10 +36,11 @@ def handful(root, picks, size, **kwargs):
     return pseudo_collate(train), pseudo_collate(test)
 
 
-def overfit(train, test, iters, lr=2e-3, clip=1.0):
+def overfit(train, test, iters, lr=2e-3, clip=1.0, model=None):
     """AdamW with a poly decay to 0 and gradient-norm clipping; returns the loss curve,
-    the metrics on ``test`` and the seconds taken."""
-    model = build_model()
+    the metrics on ``test`` and the seconds taken. ``model``: the tiny model by default
+    (tools/analysis_tools/sweep_switches.py passes variants of it)."""
+    model = build_model() if model is None else model
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: (1 - i / iters) ** 0.9)
@@ -86,6 +87,9 @@ def test_overfit_real_omniref_mini():
     scribble on a reference photo; one of them no-target), at 384 x 384. The set's thinnest
     targets (the ball, the lifted players) are left out: at the head's stride 4, downsampling
     their ground truth alone caps IoU near 0.8 at this size."""
+    check(*overfit(*real_mini(), iters=200))
+
+
+def real_mini():
     root = shared('omniref_real_mini')
-    train, test = handful(root, {'text-test': [4, 5, 3], 'omni-test': [0, 1]}, (384, 384))
-    check(*overfit(train, test, iters=200))
+    return handful(root, {'text-test': [4, 5, 3], 'omni-test': [0, 1]}, (384, 384))

@@ -15,6 +15,8 @@ import torch
 from conftest import REPO
 from test_train_test import CONFIG, data_options
 
+from omniris_mm.engine import load_checkpoint_file
+
 # Deterministic data (fixed pairing and prompt seeds, no flips) so that runs can be compared.
 DETERMINISTIC = [f'train_dataloader.dataset.datasets.{i}.test_mode=True' for i in range(3)] + [
     f'train_dataloader.dataset.datasets.{i}.pipeline.4.prob=0.0' for i in range(3)
@@ -48,7 +50,7 @@ def train(work_dir, *options, flags=(), launcher=None, check=True):
 
 
 def weights(path):
-    return torch.load(path, map_location='cpu', weights_only=False)['state_dict']
+    return load_checkpoint_file(path, map_location='cpu')['state_dict']
 
 
 def losses(work_dir):

@@ -42,6 +42,7 @@ from mmdet.models.backbones.swin import swin_converter
 from mmengine.config import Config
 from torch import Tensor
 
+from omniris_mm.engine import load_checkpoint_file
 from omniris_mm.models import config_value, release_differences
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -387,10 +388,11 @@ def to_official(state_dict: Mapping[str, Tensor]) -> 'OrderedDict[str, Tensor]':
     return official
 
 
-def load_official(path: str, trust_pickle: bool = False) -> Dict[str, Tensor]:
-    """The state dict of a released file (``{'model': state_dict, ...}`` or a bare state dict)."""
-    # A file from the internet: unpickle arbitrary objects only when asked to.
-    checkpoint = torch.load(path, map_location='cpu', weights_only=not trust_pickle)
+def load_official(path: str) -> Dict[str, Tensor]:
+    """The state dict of a released file (``{'model': state_dict, ...}`` or a bare state dict),
+    read as every checkpoint is (``omniris_mm.engine.load_checkpoint_file``: ``weights_only=True``
+    unless ``OMNIRIS_MM_TRUST_CHECKPOINTS=1``)."""
+    checkpoint = load_checkpoint_file(path, map_location='cpu')
     return checkpoint['model'] if 'model' in checkpoint else checkpoint
 
 
@@ -403,11 +405,8 @@ def main(argv: Optional[List[str]] = None) -> ConversionReport:
         default=RELEASE_CONFIG,
         help="config the checkpoint is for (default: the release config, whose forward is the release's)",
     )
-    parser.add_argument(
-        '--trust-pickle', action='store_true', help='unpickle arbitrary objects in SRC (only for a trusted file)'
-    )
     args = parser.parse_args(argv)
-    state_dict, report = convert(load_official(args.src, args.trust_pickle), load_model_cfg(args.config))
+    state_dict, report = convert(load_official(args.src), load_model_cfg(args.config))
     meta = dict(
         converted_from=osp.basename(args.src),
         converter=osp.basename(__file__),

@@ -12,11 +12,11 @@ import os.path as osp
 
 import torch
 
-from omniris_mm.engine.checkpoint import file_sha256
+from omniris_mm.engine.checkpoint import file_sha256, load_checkpoint_file
 
 
 def publish(src: str, dst: str) -> str:
-    ckpt = torch.load(src, map_location='cpu', weights_only=False)
+    ckpt = load_checkpoint_file(src, map_location='cpu')
     out = {'state_dict': ckpt.get('state_dict', ckpt)}
     if 'meta' in ckpt:
         out['meta'] = {k: v for k, v in ckpt['meta'].items() if k not in ('hook_msgs',)}

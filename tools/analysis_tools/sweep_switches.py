@@ -1,0 +1,194 @@
+"""Train the tiny OmniSegNet with one release behaviour switched at a time, over several seeds.
+
+This is how the defaults of our configs were chosen (issue 10, point 5): each behaviour in which
+the published OmniSegNet differs from ours (:data:`omniris_mm.models.RELEASE_BEHAVIOURS`) is set
+to the release's value alone, everything else as in our configs, and measured by two protocols:
+
+* ``quickstart``: ``tools/train.py`` + ``tools/test.py`` of the quickstart's config
+  (``configs/omnishapes/omnisegnet_tiny_2k_omnishapes.py``, 2,000 iterations, about 11 minutes on 2
+  cores) with ``randomness.seed=SEED``; text / visual / omni / all gIoU, cIoU and N-acc on the
+  OmniShapes test splits;
+* ``overfit``: the suite's real-photo overfit (``tests/test_models/test_overfit.py``: 5 samples of
+  ``../shared/data/omniref_real_mini`` at 384 x 384, 200 AdamW steps, about 2.5 minutes), the model
+  initialised with ``torch.manual_seed(SEED)``; gIoU and cIoU on those samples.
+
+Every finished run is appended to ``WORK_DIR/results.jsonl`` and skipped when the sweep is run
+again, so a sweep can be spread over several sessions. The table printed at the end gives the
+mean over seeds and each seed's figure.
+
+    python tools/analysis_tools/sweep_switches.py --variants ours stage_out nearest \\
+        --seeds 0 1 2 --protocols overfit quickstart --jobs 2 --threads 1
+
+Runs in parallel (``--jobs``) only change timings, not figures; ``--threads`` does change them
+(floating-point reduction order): keep it fixed within one comparison.
+"""
+
+import argparse
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+QUICKSTART = 'configs/omnishapes/omnisegnet_tiny_2k_omnishapes.py'
+DATA = 'data/omnishapes'
+
+# One release behaviour each (the number is the issue's list), as mmengine config options on the model.
+VARIANTS = {
+    'ours': {},
+    'stage_out': {'model.backbone.stage_out': 'fusion'},  # 1
+    'minimap_logits': {'model.head.minimap_merge': 'logits'},  # 2
+    'nearest': {'model.prompt_encoder.prompt_region': 'nearest'},  # 3
+    'relu_eps': {'model.prompt_encoder.downscale_relu': True, 'model.prompt_encoder.norm_eps': 1e-6},  # 4
+    'no_grid_prior': {'model.head.grid_prior': False},  # 5
+    'gated': {'model.head.prompt_attn': 'gated'},  # 6
+    'no_type_embed': {'model.prompt_type_embed': False},  # 7
+    'pad_tokens': {'model.text_encoder.pad_to_max_tokens': True, 'model.head.mask_prompt_padding': False},  # 8
+    'union': {'model.fusion': 'union'},  # 9
+    'release_init': {  # 10
+        'model.backbone.gate_zero_init': 'both',
+        'model.head.zero_init_prompt_proj': True,
+        'model.head.zero_init_prompt_attn': False,
+    },
+}
+FIGURES = {
+    'quickstart': ('text/gIoU', 'visual/gIoU', 'omni/gIoU', 'gIoU', 'cIoU', 'N-acc'),
+    'overfit': ('gIoU', 'cIoU'),
+}
+
+
+def options(variant):
+    return [f'{k}={v}' for k, v in VARIANTS[variant].items()]
+
+
+def run_quickstart(variant, seed, work):
+    """tools/train.py then tools/test.py; returns the test metrics."""
+    py = sys.executable
+    opts = [f'randomness.seed={seed}'] + options(variant)
+    for cmd, log in (
+        ([py, 'tools/train.py', QUICKSTART, '--work-dir', work, '--cfg-options', *opts], 'train.log'),
+        (
+            [py, 'tools/test.py', QUICKSTART, osp.join(work, 'iter_2000.pth'), '--work-dir', osp.join(work, 'test')]
+            + ['--cfg-options', *options(variant)],
+            'test.log',
+        ),
+    ):
+        with open(osp.join(work, log), 'w') as f:
+            if subprocess.run(cmd, cwd=REPO, stdout=f, stderr=subprocess.STDOUT).returncode:
+                raise RuntimeError(f'{" ".join(cmd)} failed; see {osp.join(work, log)}')
+    test_dir = osp.join(work, 'test')
+    runs = sorted(d for d in os.listdir(test_dir) if osp.isdir(osp.join(test_dir, d)))
+    with open(osp.join(test_dir, runs[-1], f'{runs[-1]}.json')) as f:
+        return json.load(f)
+
+
+def run_overfit(variant, seed):
+    """The suite's real-photo overfit with the model built from ``variant`` and ``seed``."""
+    import torch
+
+    sys.path[:0] = [osp.join(REPO, 'tests'), osp.join(REPO, 'tests', 'test_models')]
+    from mmdet.registry import MODELS
+    from mmengine.registry import init_default_scope
+    from model_utils import tiny_cfg
+    from test_overfit import overfit, real_mini
+
+    cfg = tiny_cfg()
+    cfg.merge_from_dict(dict(VARIANTS[variant]))
+    init_default_scope('mmdet')
+    torch.manual_seed(seed)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    curve, metrics, seconds = overfit(*real_mini(), iters=200, model=model)
+    return dict(metrics, loss_first=curve[0], loss_last=curve[-1], seconds=seconds)
+
+
+def one(args):
+    """A single run in this process (the sweep starts one subprocess per run)."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    work = osp.join(args.work_dir, f'{args.one[0]}-{args.one[1]}-s{args.one[2]}')
+    os.makedirs(work, exist_ok=True)
+    protocol, variant, seed = args.one[0], args.one[1], int(args.one[2])
+    start = time.time()
+    if protocol == 'quickstart':
+        metrics = run_quickstart(variant, seed, work)
+    else:
+        metrics = run_overfit(variant, seed)
+    record = dict(protocol=protocol, variant=variant, seed=seed, threads=args.threads, seconds=time.time() - start)
+    record.update({k: metrics[k] for k in FIGURES[protocol]})
+    print(json.dumps(record))
+
+
+def load(path):
+    if not osp.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def table(records, protocols, variants, seeds):
+    lines = []
+    for protocol in protocols:
+        names = FIGURES[protocol]
+        lines.append(f'\n{protocol} (mean over seeds; per seed in brackets)')
+        lines.append(f'{"variant":<16}' + ''.join(f'{n:>24}' for n in names))
+        for variant in variants:
+            rows = {r['seed']: r for r in records if r['protocol'] == protocol and r['variant'] == variant}
+            done = [s for s in seeds if s in rows]
+            if not done:
+                continue
+            cells = []
+            for n in names:
+                vals = [rows[s][n] for s in done]
+                cells.append(f'{sum(vals) / len(vals):6.1f} [' + ' '.join(f'{v:.1f}' for v in vals) + ']')
+            lines.append(f'{variant:<16}' + ''.join(f'{c:>24}' for c in cells) + f'  seeds {done}')
+    return '\n'.join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--variants', nargs='+', default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
+    parser.add_argument('--protocols', nargs='+', default=['overfit', 'quickstart'], choices=list(FIGURES))
+    parser.add_argument('--work-dir', default='work_dirs/sweep_switches')
+    parser.add_argument('--jobs', type=int, default=1, help='runs at a time')
+    parser.add_argument('--threads', type=int, default=1, help='torch threads per run')
+    parser.add_argument('--one', nargs=3, metavar=('PROTOCOL', 'VARIANT', 'SEED'), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    args.work_dir = osp.abspath(args.work_dir)
+    if args.one:
+        return one(args)
+    os.makedirs(args.work_dir, exist_ok=True)
+    results = osp.join(args.work_dir, 'results.jsonl')
+    if 'quickstart' in args.protocols and not osp.exists(osp.join(REPO, DATA, 'OmniRef.json')):
+        subprocess.run([sys.executable, 'tools/dataset_converters/make_omnishapes.py', DATA], cwd=REPO, check=True)
+    have = {(r['protocol'], r['variant'], r['seed']) for r in load(results) if r.get('threads') == args.threads}
+    todo = [(p, v, s) for p in args.protocols for s in args.seeds for v in args.variants if (p, v, s) not in have]
+    print(f'[sweep] {len(todo)} runs to do, {len(have)} recorded in {results}', flush=True)
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
+
+    def launch(job):
+        cmd = [sys.executable, osp.abspath(__file__), '--one', job[0], job[1], str(job[2])]
+        cmd += ['--work-dir', args.work_dir, '--threads', str(args.threads)]
+        out = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
+        if out.returncode:
+            print(f'[sweep] {job} failed:\n{out.stdout[-2000:]}{out.stderr[-4000:]}', flush=True)
+            return
+        record = json.loads(out.stdout.strip().splitlines()[-1])
+        with open(results, 'a') as f:
+            f.write(json.dumps(record) + '\n')
+        figures = ', '.join(f'{k} {record[k]:.1f}' for k in FIGURES[job[0]])
+        print(f'[sweep] {job[0]} {job[1]} seed {job[2]}: {figures} ({record["seconds"]:.0f} s)', flush=True)
+
+    with ThreadPoolExecutor(args.jobs) as pool:
+        list(pool.map(launch, todo))
+    records = [r for r in load(results) if r.get('threads') == args.threads]
+    print(table(records, args.protocols, args.variants, args.seeds))
+
+
+if __name__ == '__main__':
+    main()
