@@ -9,6 +9,11 @@ show each failure).
    without CUDA. On a machine without CUDA the launcher uses gloo and skips the
    device, and ``MMDistributedDataParallel`` drops ``device_ids`` for CPU modules,
    so ``tools/dist_train.sh CONFIG 2`` trains on CPUs. The gloo group is closed at exit.
+2. ``cpu_amp``: mmengine's ``AmpOptimWrapper`` asserts a GPU (or NPU, MLU, MUSA), so
+   ``tools/train.py --amp`` stops on a CPU although mmengine's own ``autocast`` runs
+   on one in bfloat16. On a machine without those devices the wrapper is built for
+   bfloat16 (the only dtype of mmengine's CPU autocast) with the loss scaler disabled
+   (bfloat16 has float32's exponent range: nothing to rescale).
 """
 
 import atexit
@@ -47,7 +52,31 @@ def _cpu_distributed() -> None:
     MMDistributedDataParallel.__init__ = ddp_init
 
 
-FIXES = dict(cpu_distributed=_cpu_distributed)
+def _cpu_amp() -> None:
+    import mmengine.optim.optimizer.amp_optimizer_wrapper as amp
+
+    stock_init = amp.AmpOptimWrapper.__init__
+
+    def on_accelerator():
+        return amp.is_cuda_available() or amp.is_npu_available() or amp.is_mlu_available() or amp.is_musa_available()
+
+    def init(self, loss_scale='dynamic', dtype=None, use_fsdp=False, **kwargs):
+        if on_accelerator():
+            return stock_init(self, loss_scale=loss_scale, dtype=dtype, use_fsdp=use_fsdp, **kwargs)
+        if dtype not in (None, 'bfloat16', torch.bfloat16):
+            raise ValueError(f'AMP on a CPU runs in bfloat16 (torch.autocast on CPU); got dtype={dtype!r}')
+        cuda_check = amp.is_cuda_available
+        amp.is_cuda_available = lambda: True  # only for the device assertion
+        try:
+            stock_init(self, loss_scale=loss_scale, dtype=torch.bfloat16, use_fsdp=use_fsdp, **kwargs)
+        finally:
+            amp.is_cuda_available = cuda_check
+        self.loss_scaler = torch.amp.GradScaler('cpu', enabled=False)
+
+    amp.AmpOptimWrapper.__init__ = init
+
+
+FIXES = dict(cpu_distributed=_cpu_distributed, cpu_amp=_cpu_amp)
 
 
 def apply() -> list:

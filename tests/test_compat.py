@@ -51,3 +51,31 @@ def test_two_process_training_on_cpu(tmp_path):
     out = launch(tmp_path / 'on', disable=False)
     weights(out)
     assert 'Distributed launcher: pytorch' in out.stdout + out.stderr or 'world_size: 2' in out.stdout + out.stderr
+
+
+def test_amp_training_on_a_cpu(omnishapes, tmp_path):
+    """tools/train.py --amp trains the tiny config on a CPU, in bfloat16."""
+    import torch
+    from mmengine.optim import AmpOptimWrapper
+
+    model = torch.nn.Linear(2, 2)
+    wrapper = AmpOptimWrapper(optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
+    with wrapper.optim_context(model):
+        assert model(torch.randn(1, 2)).dtype == torch.bfloat16
+    assert not wrapper.loss_scaler.is_enabled()
+
+    config = osp.join(osp.dirname(TOY), '..', 'configs', 'omnishapes', 'omnisegnet_tiny_omnishapes.py')
+    opts = ['train_cfg.max_iters=2', 'train_cfg.val_interval=3', 'default_hooks.checkpoint.interval=2']
+    opts += ['train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False']
+    opts += [f'train_dataloader.dataset.datasets.{i}.data_root={omnishapes}' for i in range(3)]
+
+    def train(work_dir, disable):
+        script = osp.join(osp.dirname(TOY), '..', 'tools', 'train.py')
+        return run([sys.executable, script, config, '--amp', '--work-dir', str(work_dir), '--cfg-options', *opts],
+                   disable=disable)  # fmt: skip
+
+    without = train(tmp_path / 'off', disable=True)
+    assert without.returncode != 0 and 'only available training on gpu' in without.stdout + without.stderr
+    out = train(tmp_path / 'on', disable=False)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "type='GuardedAmpOptimWrapper'" in out.stdout + out.stderr and osp.isfile(tmp_path / 'on' / 'iter_2.pth')

@@ -68,14 +68,19 @@ def run_quickstart(variant, seed, work):
     """tools/train.py then tools/test.py; returns the test metrics."""
     py = sys.executable
     opts = [f'randomness.seed={seed}'] + options(variant)
-    for cmd, log in (
-        ([py, 'tools/train.py', QUICKSTART, '--work-dir', work, '--cfg-options', *opts], 'train.log'),
-        (
-            [py, 'tools/test.py', QUICKSTART, osp.join(work, 'iter_2000.pth'), '--work-dir', osp.join(work, 'test')]
-            + ['--cfg-options', *options(variant)],
-            'test.log',
-        ),
-    ):
+    ckpt = osp.join(work, 'iter_2000.pth')
+    test_opts = ['--cfg-options', *options(variant)] if options(variant) else []
+    steps = (
+        []
+        if osp.isfile(ckpt)
+        else [  # a finished training is not run again
+            ([py, 'tools/train.py', QUICKSTART, '--work-dir', work, '--cfg-options', *opts], 'train.log')
+        ]
+    )
+    steps.append(
+        ([py, 'tools/test.py', QUICKSTART, ckpt, '--work-dir', osp.join(work, 'test'), *test_opts], 'test.log')
+    )
+    for cmd, log in steps:
         with open(osp.join(work, log), 'w') as f:
             if subprocess.run(cmd, cwd=REPO, stdout=f, stderr=subprocess.STDOUT).returncode:
                 raise RuntimeError(f'{" ".join(cmd)} failed; see {osp.join(work, log)}')

@@ -2,6 +2,8 @@ from typing import Dict, List
 
 import torch
 import torch.nn.functional as F
+from mmcv.ops import point_sample
+from mmdet.models.utils import get_uncertain_point_coords_with_randomness
 from mmdet.registry import MODELS, TASK_UTILS
 from mmdet.utils import ConfigType, reduce_mean
 from mmengine.structures import InstanceData
@@ -16,8 +18,17 @@ class InstanceCriterion(nn.Module):
     "object" and the instance mask, the others "no object". A no-target sample
     has no instance: every query learns "no object".
 
-    Masks are compared at the resolution of the predicted masks (stride 4); the
-    ground truth is resized to it.
+    Masks are compared on sampled points, as mmdet's ``Mask2FormerHead`` does: the
+    matching on ``num_points`` points drawn uniformly (the same points for every
+    query and instance of a sample), the mask losses on ``num_points`` points per
+    matched mask drawn by mmdet's ``get_uncertain_point_coords_with_randomness``
+    (``oversample_ratio``, ``importance_sample_ratio``). Predicted masks (stride 4) and
+    ground truth (the padded input size) are read by ``mmcv.ops.point_sample`` at the
+    same normalised positions, so the ground truth is never resized.
+
+    The matching runs in float32 with autocast off: under float16 the match costs'
+    sums over a full mask (14,400 pixels at 480 x 480) pass float16's 65,504 and an
+    infinite cost makes the Hungarian assignment fail.
     """
 
     def __init__(
@@ -37,47 +48,87 @@ class InstanceCriterion(nn.Module):
         loss_dice: ConfigType = dict(
             type='DiceLoss', use_sigmoid=True, activate=True, naive_dice=True, eps=1.0, loss_weight=5.0
         ),
+        num_points: int = 12544,
+        oversample_ratio: float = 3.0,
+        importance_sample_ratio: float = 0.75,
     ):
         super().__init__()
         self.assigner = TASK_UTILS.build(assigner)
         self.loss_cls = MODELS.build(loss_cls)
         self.loss_mask = MODELS.build(loss_mask)
         self.loss_dice = MODELS.build(loss_dice)
+        self.num_points = num_points
+        self.oversample_ratio = oversample_ratio
+        self.importance_sample_ratio = importance_sample_ratio
+
+    @staticmethod
+    def gt_masks(sample, size, device) -> Tensor:
+        """The instance masks of ``sample`` (N, H, W) float at the padded input ``size``."""
+        masks = sample.gt_instances.masks
+        gt = masks.to_tensor(torch.float, device) if hasattr(masks, 'to_tensor') else masks.float().to(device)
+        if len(gt) == 0:
+            return gt.new_zeros((0,) + tuple(size))
+        if tuple(gt.shape[-2:]) != tuple(size):
+            if gt.shape[-2] > size[0] or gt.shape[-1] > size[1]:
+                raise ValueError(
+                    f'{sample.metainfo.get("img_path", "a sample")}: instance masks of size {tuple(gt.shape[-2:])} '
+                    f'exceed the batch input {tuple(size)}'
+                )
+            gt = F.pad(gt, (0, size[1] - gt.shape[-1], 0, size[0] - gt.shape[-2]))
+        return gt
+
+    def match(self, scores: Tensor, masks: Tensor, gt: Tensor) -> Tensor:
+        """Hungarian assignment of one sample on uniformly sampled points, in float32:
+        ``gt_inds`` per query (0 unmatched, k matched to instance k - 1)."""
+        with torch.autocast(device_type=scores.device.type, enabled=False):
+            coords = torch.rand((1, self.num_points, 2), device=masks.device)
+            pred_points = point_sample(masks.detach().float()[:, None], coords.expand(len(masks), -1, -1))[:, 0]
+            gt_points = point_sample(gt.float()[:, None], coords.expand(len(gt), -1, -1))[:, 0]
+            gt_inst = InstanceData(labels=gt.new_zeros(len(gt), dtype=torch.long), masks=gt_points)
+            pred_inst = InstanceData(scores=scores.detach().float(), masks=pred_points)
+            return self.assigner.assign(pred_inst, gt_inst).gt_inds
+
+    def point_targets(self, pred: Tensor, gt: Tensor):
+        """Predicted logits and targets (K, num_points) of matched masks on the uncertain points."""
+        with torch.no_grad():
+            coords = get_uncertain_point_coords_with_randomness(
+                pred.detach().float()[:, None],
+                None,
+                self.num_points,
+                self.oversample_ratio,
+                self.importance_sample_ratio,
+            )
+            targets = point_sample(gt.float()[:, None], coords)[:, 0]
+        return point_sample(pred.float()[:, None], coords)[:, 0], targets
 
     def forward(self, outputs: Dict[str, Tensor], batch_data_samples: List) -> Dict[str, Tensor]:
         objectness = outputs['objectness']  # (B, Q, 2)
         instance_masks = torch.einsum('bqc,bchw->bqhw', outputs['instance_embed'], outputs['mask_features'])
         b, q = objectness.shape[:2]
-        size = instance_masks.shape[-2:]
+        size = batch_data_samples[0].metainfo['batch_input_shape']
         labels = objectness.new_ones((b, q), dtype=torch.long)  # 1 = no object
-        pred_masks, gt_masks = [], []
+        pred_points, gt_points = [], []
         for i, sample in enumerate(batch_data_samples):
-            masks = sample.gt_instances.masks
-            gt = masks.to_tensor(torch.float, objectness.device) if hasattr(masks, 'to_tensor') else masks.float()
-            # Ground truth at the padded input size -> the mask resolution.
-            gt = (
-                (F.interpolate(gt[None], size, mode='bilinear', align_corners=False)[0] > 0.5).float()
-                if len(gt)
-                else gt.new_zeros((0,) + tuple(size))
-            )
-            gt_inst = InstanceData(labels=gt.new_zeros(len(gt), dtype=torch.long), masks=gt)
-            pred_inst = InstanceData(scores=objectness[i].detach(), masks=instance_masks[i].detach())
-            assigned = self.assigner.assign(pred_inst, gt_inst).gt_inds  # 0 = unmatched, k = gt k-1
+            gt = self.gt_masks(sample, size, objectness.device)
+            assigned = self.match(objectness[i], instance_masks[i], gt)
             matched = (assigned > 0).nonzero(as_tuple=True)[0]
             labels[i, matched] = 0
-            pred_masks.append(instance_masks[i, matched])
-            gt_masks.append(gt[assigned[matched] - 1])
+            if len(matched):
+                pred, target = self.point_targets(instance_masks[i, matched], gt[assigned[matched] - 1])
+                pred_points.append(pred)
+                gt_points.append(target)
         # Normalisers averaged over the ranks (as mmdet's Mask2Former does), so that with DDP
         # the loss is that of the global batch, whatever each rank's share of instances.
         class_weight = objectness.new_tensor(self.loss_cls.class_weight or [1.0, 1.0])
         cls_avg = reduce_mean(class_weight[labels].sum()).clamp(min=1e-6)
         loss_cls = self.loss_cls(objectness.flatten(0, 1), labels.flatten(), avg_factor=cls_avg)
-        pred_masks, gt_masks = torch.cat(pred_masks), torch.cat(gt_masks)
+        num_masks = sum(len(p) for p in pred_points)
         # No clamp to 1 after the mean: with fewer instances than ranks it would shrink the loss.
-        num_masks = reduce_mean(objectness.new_tensor(float(len(gt_masks)))).clamp(min=1e-6).item()
-        if len(pred_masks):
-            loss_mask = self.loss_mask(pred_masks.flatten(1), gt_masks.flatten(1), avg_factor=num_masks * size.numel())
-            loss_dice = self.loss_dice(pred_masks.flatten(1), gt_masks.flatten(1), avg_factor=num_masks)
+        num_masks = reduce_mean(objectness.new_tensor(float(num_masks))).clamp(min=1e-6).item()
+        if pred_points:
+            pred, target = torch.cat(pred_points), torch.cat(gt_points)
+            loss_mask = self.loss_mask(pred.flatten(), target.flatten(), avg_factor=num_masks * self.num_points)
+            loss_dice = self.loss_dice(pred, target, avg_factor=num_masks)
         else:  # no instance in the batch: keep the graph, add nothing
             loss_mask = loss_dice = instance_masks.sum() * 0
         return dict(loss_inst_cls=loss_cls, loss_inst_mask=loss_mask, loss_inst_dice=loss_dice)
