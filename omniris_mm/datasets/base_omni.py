@@ -30,7 +30,10 @@ class OmniDatasetMixin:
     - ``img_path``, ``img_id``, ``height``, ``width``: the target image.
     - ``instances``: the referred instances in mmdet's layout (``mask``, ``bbox``
       xyxy, ``bbox_label`` 0, ``ignore_flag`` 0) plus ``ann_id`` and ``category_id``;
-      empty for a no-target sample. Their union is the ground truth.
+      empty for a no-target sample. Their union is the ground truth. With
+      ``crowd='ignore'``, crowd annotations (``iscrowd=1``) of a referred category in
+      the target image follow as ``ignore_flag`` 1, ``crowd`` True: the union marks
+      them void (255) and they are never matching targets.
     - ``gt_no_target``: True when nothing is referred.
     - ``text``: the expression, or None.
     - ``visual_prompts``: one dict per visual prompt: the reference image
@@ -53,15 +56,33 @@ class OmniDatasetMixin:
         pairing_seed (int): Seed of the deterministic test-mode pairing.
         prompt_type (str, optional): Fix the visual prompt type of every sample
             (e.g. one test config per type). None lets the pipeline choose.
+        crowd (str): ``'ignore'`` (default): a crowd annotation (``iscrowd=1``) of a
+            referred category in the target image, referred or not, is a void region
+            of the ground truth (255: no loss, not scored) and not an instance to
+            match; a record that refers to crowd annotations only keeps them as
+            targets (nothing else would be left to find), counted in
+            ``crowd_only``. ``'target'``: crowd annotations are treated like any other
+            annotation, as the published evaluation does (its referred crowds are
+            targets; the others play no part).
     """
 
     METAINFO = dict(classes=('object',))
 
     def __init__(
-        self, *args, on_invalid: str = 'error', pairing_seed: int = 0, prompt_type: Optional[str] = None, **kwargs
+        self,
+        *args,
+        on_invalid: str = 'error',
+        pairing_seed: int = 0,
+        prompt_type: Optional[str] = None,
+        crowd: str = 'ignore',
+        **kwargs,
     ):
         if on_invalid not in ('error', 'skip'):
             raise ValueError(f"on_invalid must be 'error' or 'skip', got {on_invalid!r}")
+        if crowd not in ('ignore', 'target'):
+            raise ValueError(f"crowd must be 'ignore' or 'target', got {crowd!r}")
+        self.crowd = crowd
+        self.crowd_only: List[str] = []
         if prompt_type is not None and prompt_type not in VISUAL_PROMPT_TYPES:
             raise ValueError(f'prompt_type must be one of {VISUAL_PROMPT_TYPES} or None, got {prompt_type!r}')
         self.on_invalid = on_invalid
@@ -97,6 +118,13 @@ class OmniDatasetMixin:
         if self.skipped:
             print_log(
                 f'{type(self).__name__}: {len(self.skipped)} invalid record(s) skipped in {where}',
+                logger='current',
+                level=30,
+            )
+        if self.crowd_only:
+            print_log(
+                f'{type(self).__name__}: {len(self.crowd_only)} sample(s) in {where} refer to crowd annotations '
+                f'only; those stay targets (first: {self.crowd_only[0]})',
                 logger='current',
                 level=30,
             )
@@ -145,16 +173,41 @@ class OmniDatasetMixin:
         img = self._image_of(ref, coco, where)
         targets = self._targets(ref, coco, where)
         return [
-            self._sample(img, targets, text, [], 'text', f'{where} sent_id={sid}')
+            self._sample(img, targets, text, [], 'text', f'{where} sent_id={sid}', coco)
             for sid, text in self._sentences(ref, where)
         ]
 
+    def _crowd_regions(self, targets: List[dict], coco: Optional[CocoIndex], img_id: int, where: str):
+        """``targets`` without crowd annotations, and the crowd annotations of the
+        targets' categories in the image (see ``crowd``)."""
+        if self.crowd == 'target' or not targets:
+            return targets, []
+        kept = [a for a in targets if not a.get('iscrowd', 0)]
+        if not kept:
+            self.crowd_only.append(where)
+            return targets, []
+        categories = {int(a['category_id']) for a in targets}
+        crowds = {int(a['id']): a for a in targets if a.get('iscrowd', 0)}
+        for ann in coco.anns_by_image.get(img_id, []) if coco is not None else []:
+            if ann.get('iscrowd', 0) and int(ann['category_id']) in categories and int(ann['id']) not in crowds:
+                crowds[int(ann['id'])] = coco.target(ann['id'], img_id, where)
+        return kept, [crowds[k] for k in sorted(crowds)]
+
     def _sample(
-        self, img: dict, targets: List[dict], text: Optional[str], queries: List[dict], modality: str, where: str
+        self,
+        img: dict,
+        targets: List[dict],
+        text: Optional[str],
+        queries: List[dict],
+        modality: str,
+        where: str,
+        coco: Optional[CocoIndex] = None,
     ) -> dict:
-        """One sample in the shared layout (see the class docstring)."""
+        """One sample in the shared layout (see the class docstring); ``coco``: the
+        instance index of the target image (for its crowd annotations)."""
         img_prefix = self.data_prefix.get('img_path', '')
         img_id = int(img['id'])
+        targets, crowds = self._crowd_regions(targets, coco, img_id, where)
         num_prompts = int(text is not None) + len(queries)
         return dict(
             img_path=join_img_path(img_prefix, img.get('file_name') or coco_file_name(img_id)),
@@ -171,6 +224,18 @@ class OmniDatasetMixin:
                     category_id=int(ann['category_id']),
                 )
                 for ann in targets
+            ]
+            + [
+                dict(
+                    mask=ann['segmentation'],
+                    bbox=xywh_to_xyxy(ann['bbox']),
+                    bbox_label=0,
+                    ignore_flag=1,
+                    crowd=True,
+                    ann_id=int(ann['id']),
+                    category_id=int(ann['category_id']),
+                )
+                for ann in crowds
             ],
             gt_no_target=not targets,
             text=text,

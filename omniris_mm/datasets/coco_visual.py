@@ -76,7 +76,13 @@ class CocoVisualPromptDataset(BaseOmniDataset):
             targets = [coco.target(ann['id'], img_id, cat_where) for ann in by_cat[cat]]
             samples.append(
                 self._sample(
-                    img, targets, None, [self._query([cat], cat_where, exclude_image_id=img_id)], 'visual', cat_where
+                    img,
+                    targets,
+                    None,
+                    [self._query([cat], cat_where, exclude_image_id=img_id)],
+                    'visual',
+                    cat_where,
+                    coco,
                 )
             )
         absent = [c for c in self.ref_db('instances').category_ids if c not in present]

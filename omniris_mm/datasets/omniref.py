@@ -103,11 +103,12 @@ class OmniRefDataset(BaseOmniDataset):
             targets = self._union_ids(self._targets(record, self.coco, where), visual_targets)
             query = self._visual_query(visual, visual_targets, f'{where} visual_data')
             return [
-                self._sample(img, targets, text, [query], 'omni', f'{where} sent_id={sid}')
+                self._sample(img, targets, text, [query], 'omni', f'{where} sent_id={sid}', self.coco)
                 for sid, text in self._sentences(record, where)
             ]
         targets = self._targets(record, self.coco, where)
-        return [self._sample(img, targets, None, [self._visual_query(record, targets, where)], 'visual', where)]
+        query = self._visual_query(record, targets, where)
+        return [self._sample(img, targets, None, [query], 'visual', where, self.coco)]
 
     def _visual_query(self, record: dict, targets: list, where: str) -> dict:
         if targets:

@@ -9,6 +9,8 @@ import numpy as np
 import pycocotools.mask as mask_utils
 from mmengine.fileio import get
 
+# The void label of a ground-truth union map (crowd regions; padding in the losses).
+IGNORE_INDEX = 255
 VISUAL_PROMPT_TYPES = ('mask', 'box', 'scribble')
 
 

@@ -52,7 +52,7 @@ def test_grefcoco_gives_one_sample_per_sentence_in_the_shared_layout(tmp_path):
         assert sample.img_path.endswith(f'{ref["image_id"]:012d}.jpg')
         assert sample.gt_no_target == (not ids) and sample.prompt_modality == 'text'
         if ids:
-            np.testing.assert_array_equal(sample.gt_sem_seg.sem_seg[0].numpy().astype(bool), union_of(ids))
+            np.testing.assert_array_equal(sample.gt_sem_seg.sem_seg[0].numpy() == 1, union_of(ids))
         else:
             assert not sample.gt_sem_seg.sem_seg.any()
 
@@ -101,7 +101,7 @@ def test_refcoco_wraps_mmdet_and_keeps_every_sentence(tmp_path):
     assert [ds[i]['data_samples'].text for i in range(len(ds))] == ['the ball', 'ball in the air', 'red truck']
     sample = ds[2]['data_samples']
     assert sample.setting == '1v1' and sample.gt_instances.ann_ids.tolist() == [33]
-    np.testing.assert_array_equal(sample.gt_sem_seg.sem_seg[0].numpy().astype(bool), union_of([33]))
+    np.testing.assert_array_equal(sample.gt_sem_seg.sem_seg[0].numpy() == 1, union_of([33]))
     with pytest.raises(OmniDataError, match='annotation file not found'):
         RefCocoOmniDataset(
             data_root=str(tmp_path),

@@ -82,7 +82,7 @@ def test_union_matches_coco_instance_masks(split):
             union |= mask_utils.decode(anns[a]['segmentation']).astype(bool)
         assert sorted(sample.gt_instances.ann_ids.tolist()) == ann_ids
         assert sample.gt_no_target == (not ann_ids)
-        np.testing.assert_array_equal(sample.gt_sem_seg.sem_seg[0].numpy().astype(bool), union)
+        np.testing.assert_array_equal(sample.gt_sem_seg.sem_seg[0].numpy() == 1, union)  # 255: crowd (test_crowd)
         assert sample.gt_sem_seg.sem_seg.shape[1:] == (img['height'], img['width'])
         assert sample.gt_instances.masks.masks.shape == (len(ann_ids), img['height'], img['width'])
 

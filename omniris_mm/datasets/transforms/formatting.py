@@ -3,7 +3,7 @@ from mmcv.transforms import to_tensor
 from mmdet.datasets.transforms import PackDetInputs
 from mmdet.registry import TRANSFORMS
 
-from ..utils import OmniDataError
+from ..utils import IGNORE_INDEX, OmniDataError
 
 _REF_META_KEYS = (
     'img_path',
@@ -31,7 +31,8 @@ class PackOmniInputs(PackDetInputs):
     On top of mmdet's packing:
 
     - ``gt_sem_seg``: the union of the referred masks (1, H, W), at the size the
-      masks have (the original size when annotations are loaded after resizing).
+      masks have (the original size when annotations are loaded after resizing);
+      crowd regions (``gt_ignore_flags``) outside it are void (``ignore_index``, 255).
     - ``gt_instances.ann_ids``: the referred annotation ids.
     - ``gt_no_target`` (bool) as a data field.
     - ``ref_imgs``: a list with one (3, h, w) uint8 tensor per visual prompt, and
@@ -78,13 +79,20 @@ class PackOmniInputs(PackDetInputs):
         no_target = bool(results.get('gt_no_target', False))
         if 'gt_masks' in results:
             masks = results['gt_masks']
-            union = masks.masks.any(0) if len(masks) else np.zeros((masks.height, masks.width), bool)
+            ignored = results.get('gt_ignore_flags', np.zeros(len(masks), bool)).astype(bool)
+            union = np.zeros((masks.height, masks.width), bool)
+            void = np.zeros_like(union)
+            if len(masks):
+                union = masks.masks[~ignored].any(0) if (~ignored).any() else union
+                void = masks.masks[ignored].any(0) if ignored.any() else void
             if union.any() == no_target:
                 raise OmniDataError(
                     f'{results.get("record_id")}: the referred masks are '
                     f'{"not empty" if no_target else "empty"} but gt_no_target is {no_target}'
                 )
-            results['gt_seg_map'] = union.astype(np.uint8)
+            seg = union.astype(np.uint8)
+            seg[void & ~union] = IGNORE_INDEX
+            results['gt_seg_map'] = seg
         packed = super().transform(results)
         data_sample = packed['data_samples']
         if 'gt_masks' in results or 'gt_no_target' in results:

@@ -21,7 +21,10 @@ class LoadOmniAnnotations(LoadAnnotations):
     mmdet silently ignores an instance whose mask is malformed; in referring
     segmentation that changes the answer, so here it is an error naming the
     record. So is a decoded mask with no pixel, or an image whose size differs
-    from its annotation. Adds ``gt_ann_ids``.
+    from its annotation. Adds ``gt_ann_ids``. A crowd region (an instance with
+    ``crowd`` True, see the datasets' ``crowd`` argument) is loaded with
+    ``gt_ignore_flags`` True: ``PackOmniInputs`` makes it void in the union and
+    mmdet's packing puts it in ``ignored_instances``.
     """
 
     def __init__(self, with_bbox: bool = True, with_mask: bool = True, **kwargs):
@@ -35,8 +38,12 @@ class LoadOmniAnnotations(LoadAnnotations):
                 f'{where}: image {results.get("img_path")} is {h}x{w} but its annotation '
                 f'says {results["height"]}x{results["width"]}'
             )
+        instances = results.get('instances', [])
+        crowd = np.array([bool(inst.get('crowd', False)) for inst in instances], dtype=bool)
+        for inst in instances:  # mmdet flags a malformed mask by ignore_flag: start every instance at 0
+            inst['ignore_flag'] = 0
         results = super().transform(results)
-        ann_ids = [inst.get('ann_id', -1) for inst in results.get('instances', [])]
+        ann_ids = [inst.get('ann_id', -1) for inst in instances]
         results['gt_ann_ids'] = np.array(ann_ids, dtype=np.int64)
         if self.with_mask:
             if results['gt_ignore_flags'].any():
@@ -48,6 +55,7 @@ class LoadOmniAnnotations(LoadAnnotations):
                 if (areas == 0).any():
                     bad = [a for a, area in zip(ann_ids, areas) if area == 0]
                     raise OmniDataError(f'{where}: referred annotation(s) {bad} have an empty mask')
+        results['gt_ignore_flags'] = crowd
         return results
 
 

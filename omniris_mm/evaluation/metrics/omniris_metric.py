@@ -7,7 +7,7 @@ from mmdet.registry import METRICS
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger
 
-from ...datasets.utils import VISUAL_PROMPT_TYPES
+from ...datasets.utils import IGNORE_INDEX, VISUAL_PROMPT_TYPES
 
 PR_THRESHOLDS = (0.7, 0.8, 0.9)
 
@@ -39,10 +39,15 @@ def _meta(sample, name: str):
     return value
 
 
-def sample_counts(pred: torch.Tensor, gt: torch.Tensor, pred_nt: bool, gt_nt: bool) -> Dict:
-    """Per-sample counts of the OmniRIS evaluator (SPEC 4): bucket, I, U and IoU."""
-    pred = pred > 0
-    gt = gt > 0
+def sample_counts(
+    pred: torch.Tensor, gt: torch.Tensor, pred_nt: bool, gt_nt: bool, ignore_index: int = IGNORE_INDEX
+) -> Dict:
+    """Per-sample counts of the OmniRIS evaluator (SPEC 4): bucket, I, U and IoU.
+    Ground-truth pixels at ``ignore_index`` (a crowd region of a referred category)
+    count neither as target nor as prediction."""
+    valid = gt != ignore_index
+    pred = (pred > 0) & valid
+    gt = (gt > 0) & valid
     p_area = int(pred.sum())
     inter = int((pred & gt).sum())
     union = int((pred | gt).sum())
