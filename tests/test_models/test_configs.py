@@ -105,6 +105,7 @@ def test_evaluation_configs_cover_every_split():
             assert resize.scale == (480, 480) and not resize.keep_ratio
             assert resize.backend == resize.mask_backend == 'pillow'
             ds = cfg.test_dataloader.dataset
+            assert ds.crowd == 'target'  # the published evaluator scores referred crowds as targets
             release.add(ds.split + (f'/{ds.prompt_type}' if 'prompt_type' in ds else ''))
             continue
         ds = DATASETS.build(dict(cfg.test_dataloader.dataset, lazy_init=True))

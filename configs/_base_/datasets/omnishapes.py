@@ -4,9 +4,12 @@ dataset_type = 'OmniRefDataset'
 data_root = 'data/omnishapes/'
 img_scale = (128, 128)
 backend_args = None
+# Pixels as stored, EXIF orientation ignored, for target and reference images alike: COCO-style
+# masks are drawn on the stored pixels (see LoadVisualPrompts).
+color_type = 'color_ignore_orientation'
 
 train_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=backend_args),
+    dict(type='LoadImageFromFile', color_type=color_type, backend_args=backend_args),
     dict(type='LoadOmniAnnotations'),
     dict(type='LoadVisualPrompts', backend_args=backend_args),
     dict(type='OmniResize', scale=img_scale, keep_ratio=False),
@@ -17,7 +20,7 @@ train_pipeline = [
 # Annotations are loaded after resizing, so the ground truth keeps the original size
 # and the metric scores at the original resolution.
 test_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=backend_args),
+    dict(type='LoadImageFromFile', color_type=color_type, backend_args=backend_args),
     dict(type='LoadVisualPrompts', backend_args=backend_args),
     dict(type='OmniResize', scale=img_scale, keep_ratio=False),
     dict(type='LoadOmniAnnotations'),

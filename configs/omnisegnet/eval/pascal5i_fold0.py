@@ -6,7 +6,7 @@
 _base_ = ['../../omnisegnet_swinb.py']
 fold = 0
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageFromFile', color_type='color_ignore_orientation'),
     dict(type='LoadVisualPrompts'),
     dict(type='OmniResize', scale=(480, 480), keep_ratio=False),
     dict(type='LoadFewShotSegMap'),

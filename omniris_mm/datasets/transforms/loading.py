@@ -68,13 +68,25 @@ class LoadVisualPrompts(BaseTransform):
     (H, W) uint8. A missing image, a size mismatch or an empty mask raises
     :class:`OmniDataError` naming the file and the record.
 
+    Images are read as stored, ignoring a JPEG's EXIF orientation tag, as the
+    target image is in our configs (``LoadImageFromFile(color_type=
+    'color_ignore_orientation')``): COCO-format masks are drawn on the stored
+    pixels, so one rule keeps an image and its masks aligned whatever the tag.
+    Grayscale, CMYK and palette images load as 3-channel BGR.
+
     Args:
-        color_type (str): As in mmcv's ``LoadImageFromFile``.
+        color_type (str): As in mmcv's ``LoadImageFromFile``. Defaults to
+            ``'color_ignore_orientation'``.
         imdecode_backend (str): As in mmcv's ``LoadImageFromFile``.
         backend_args (dict, optional): File backend arguments.
     """
 
-    def __init__(self, color_type: str = 'color', imdecode_backend: str = 'cv2', backend_args: Optional[dict] = None):
+    def __init__(
+        self,
+        color_type: str = 'color_ignore_orientation',
+        imdecode_backend: str = 'cv2',
+        backend_args: Optional[dict] = None,
+    ):
         self.color_type = color_type
         self.imdecode_backend = imdecode_backend
         self.backend_args = backend_args

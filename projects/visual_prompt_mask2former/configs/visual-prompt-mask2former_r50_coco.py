@@ -62,7 +62,7 @@ dataset_type = 'CocoVisualPromptDataset'
 data_root = 'data/coco/'
 image_size = (1024, 1024)
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageFromFile', color_type='color_ignore_orientation'),
     dict(type='LoadOmniAnnotations'),
     dict(type='LoadVisualPrompts'),
     dict(type='OmniResize', scale=image_size, keep_ratio=True),
@@ -72,7 +72,7 @@ train_pipeline = [
 ]
 # Annotations loaded after resizing: the ground truth keeps the original size, where the metric scores.
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageFromFile', color_type='color_ignore_orientation'),
     dict(type='LoadVisualPrompts'),
     dict(type='OmniResize', scale=image_size, keep_ratio=True),
     dict(type='LoadOmniAnnotations'),
