@@ -30,16 +30,23 @@ COLORS = {'red': (220, 40, 40), 'green': (40, 170, 60), 'blue': (40, 80, 220)}
 COLOR_OF = dict(zip(SHAPES, COLORS))  # category id -> its colour
 
 
-def draw_shape(shape: str, cx: int, cy: int, r: int, h: int, w: int) -> np.ndarray:
-    mask = np.zeros((h, w), np.uint8)
+def draw_shape(shape: str, cx: int, cy: int, r: int, h: int, w: int):
+    """The mask (h, w) uint8 of one shape and its COCO segmentation: squares and triangles are
+    polygons (rasterised by pycocotools, so that the painted pixels are the annotation's), circles
+    RLE; a set with both forms, as COCO has."""
     if shape == 'circle':
+        mask = np.zeros((h, w), np.uint8)
         cv2.circle(mask, (cx, cy), r, 1, -1)
-    elif shape == 'square':
-        cv2.rectangle(mask, (cx - r, cy - r), (cx + r, cy + r), 1, -1)
+        rle = mask_utils.encode(np.asfortranarray(mask))
+        rle['counts'] = rle['counts'].decode('ascii')
+        return mask, rle
+    if shape == 'square':
+        corners = [(cx - r, cy - r), (cx + r, cy - r), (cx + r, cy + r), (cx - r, cy + r)]
     else:
-        pts = np.array([[cx, cy - r], [cx - r, cy + r], [cx + r, cy + r]], np.int32)
-        cv2.fillPoly(mask, [pts], 1)
-    return mask
+        corners = [(cx, cy - r), (cx + r, cy + r), (cx - r, cy + r)]
+    polygon = [float(v) for xy in corners for v in xy]
+    mask = mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects([polygon], h, w)))
+    return mask, [polygon]
 
 
 def make_image(rng: np.random.Generator, img_id: int):
@@ -52,7 +59,7 @@ def make_image(rng: np.random.Generator, img_id: int):
             r = int(rng.integers(11, 21))
             cx, cy = int(rng.integers(r + 2, w - r - 2)), int(rng.integers(r + 2, h - r - 2))
             cat = int(rng.integers(1, 4))
-            mask = draw_shape(SHAPES[cat], cx, cy, r, h, w)
+            mask, segmentation = draw_shape(SHAPES[cat], cx, cy, r, h, w)
             if not (cv2.dilate(mask, np.ones((5, 5), np.uint8)).astype(bool) & occupied).any():
                 break
         else:
@@ -61,7 +68,7 @@ def make_image(rng: np.random.Generator, img_id: int):
         rgb = np.clip(np.array(COLORS[color]) + rng.normal(0, 10, 3), 0, 255)
         img[mask.astype(bool)] = rgb[::-1].astype(np.uint8)  # cv2 writes BGR
         occupied |= mask.astype(bool)
-        objects.append(dict(category_id=cat, color=color, mask=mask, cx=cx))
+        objects.append(dict(category_id=cat, color=color, mask=mask, segmentation=segmentation, cx=cx))
     return img, objects
 
 
@@ -104,14 +111,13 @@ def build(out_dir: str, num_train: int, num_test: int, seed: int) -> dict:
         anns = []
         for o in objects:
             rle = mask_utils.encode(np.asfortranarray(o['mask']))
-            rle['counts'] = rle['counts'].decode('ascii')
             x, y, bw, bh = mask_utils.toBbox(rle).tolist()
             anns.append(
                 dict(
                     id=next_ann,
                     image_id=img_id,
                     category_id=o['category_id'],
-                    segmentation=rle,
+                    segmentation=o['segmentation'],
                     area=float(mask_utils.area(rle)),
                     bbox=[x, y, bw, bh],
                     iscrowd=0,
