@@ -15,7 +15,7 @@ CONFIG=configs/omnishapes/omnisegnet_tiny_2k_omnishapes.py
 DATA=data/omnishapes
 start=$(date +%s)
 mkdir -p "$WORK"
-TABLE='OmniRIS results|^group |^(all|1v1|1vN|Nv1|NvN|no-target|text|visual|omni)(/[a-z]+)? +[0-9]'
+TABLE='OmniRIS results|^group |^(all|1v1|1vN|Nv1|NvN|no-target|text|visual|omni)(/[a-z]+)? +[0-9]|^skipped: '
 
 # run_logged LOG PATTERN CMD...: the whole output goes to LOG, the lines matching PATTERN to the screen;
 # on failure, the end of LOG is shown.

@@ -8,8 +8,8 @@ _base_ = [
 ]
 max_iters = 600
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
+val_cfg = dict(type='OmniValLoop')  # ValLoop that goes on past an all-skipped batch
+test_cfg = dict(type='OmniTestLoop')
 optim_wrapper = dict(
     type='GuardedOptimWrapper',
     on_nonfinite='error',  # 'skip' drops a NaN/inf step and counts it

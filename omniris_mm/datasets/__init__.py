@@ -1,5 +1,6 @@
 from .base_omni import BaseOmniDataset, OmniDatasetMixin
 from .coco_visual import CocoVisualPromptDataset
+from .collate import omni_collate
 from .grefcoco import GRefCocoDataset
 from .omniref import OmniRefDataset
 from .pascal5i import Pascal5iDataset
@@ -7,7 +8,7 @@ from .refcoco import RefCocoOmniDataset
 from .reference_db import ReferenceDatabase
 from .samplers import RatioMultiSourceSampler
 from .transforms import *  # noqa: F401,F403
-from .utils import OmniDataError
+from .utils import SKIPPED_KEY, OmniDataError
 
 __all__ = [
     'BaseOmniDataset',
@@ -20,4 +21,6 @@ __all__ = [
     'ReferenceDatabase',
     'RefCocoOmniDataset',
     'OmniDataError',
+    'SKIPPED_KEY',
+    'omni_collate',
 ]

@@ -9,6 +9,7 @@ from mmengine.registry import DefaultScope
 
 from .reference_db import ReferenceDatabase
 from .utils import (
+    SKIPPED_KEY,
     VISUAL_PROMPT_TYPES,
     CocoIndex,
     OmniDataError,
@@ -51,8 +52,12 @@ class OmniDatasetMixin:
     Args:
         on_invalid (str): ``'error'`` (default) raises :class:`OmniDataError` on an
             invalid record or a sample that fails to load; ``'skip'`` logs it,
-            counts it in ``skipped`` and goes on (at fetch time mmengine then draws
-            another sample while training).
+            counts it in ``skipped`` and goes on. While training, mmengine then
+            draws another sample. In test mode the sample keeps its place and is
+            fetched as ``{SKIPPED_KEY: message}``: ``omni_collate`` (the test
+            dataloaders' ``collate_fn``) passes the message on in the batch and the
+            metrics print and store how many samples were not scored, so a
+            partial score is never read as a full one.
         pairing_seed (int): Seed of the deterministic test-mode pairing.
         prompt_type (str, optional): Fix the visual prompt type of every sample
             (e.g. one test config per type). None lets the pipeline choose.
@@ -105,16 +110,26 @@ class OmniDatasetMixin:
         self.skipped.append(str(err))
         print_log(f'{type(self).__name__}: skipped ({len(self.skipped)} so far): {err}', logger='current', level=30)
 
+    @property
+    def _ref_skip(self):
+        """The reference databases' error handler: None (raise) unless ``on_invalid='skip'``."""
+        return self._skip_or_raise if self.on_invalid == 'skip' else None
+
     def _parse_records(self, records: Sequence, parse, where: str) -> List[dict]:
-        """Apply ``parse(record, record_where)`` to each record, skipping or raising on bad ones."""
+        """Apply ``parse(record, record_where)`` to each record, skipping or raising on bad ones.
+        In test mode a skipped record keeps a placeholder (see ``on_invalid``)."""
         data_list = []
         for i, record in enumerate(records):
             try:
                 data_list.extend(parse(record, f'{where} record {i}'))
+                continue
             except OmniDataError as err:
-                self._skip_or_raise(err)
+                error = err
             except (KeyError, TypeError, ValueError) as err:
-                self._skip_or_raise(OmniDataError(f'{where} record {i}: malformed record ({err!r})'))
+                error = OmniDataError(f'{where} record {i}: malformed record ({err!r})')
+            self._skip_or_raise(error)
+            if self.test_mode:
+                data_list.append(dict(record_id=f'{where} record {i}', invalid=str(error)))
         if self.skipped:
             print_log(
                 f'{type(self).__name__}: {len(self.skipped)} invalid record(s) skipped in {where}',
@@ -128,7 +143,7 @@ class OmniDatasetMixin:
                 logger='current',
                 level=30,
             )
-        if not data_list:
+        if not any('invalid' not in d for d in data_list):
             raise OmniDataError(f'{where}: no valid sample')
         return data_list
 
@@ -290,6 +305,8 @@ class OmniDatasetMixin:
 
     def get_data_info(self, idx: int) -> dict:
         info = super().get_data_info(idx)
+        if 'invalid' in info:  # a skipped record's placeholder (test mode)
+            return info
         rng = self._sample_rng(info['sample_idx'])
         prompts = []
         for query in info.pop('visual_queries', []):
@@ -304,7 +321,10 @@ class OmniDatasetMixin:
 
     def prepare_data(self, idx: int):
         try:
-            return super().prepare_data(idx)
+            info = self.get_data_info(idx)
+            if 'invalid' in info:
+                raise OmniDataError(info['invalid'])
+            return self.pipeline(info)
         except (OmniDataError, OSError, AssertionError) as err:
             # mmcv's LoadImageFromFile asserts on bytes that do not decode (a corrupt file);
             # any other assertion is a bug, not bad data, and is not caught.
@@ -312,8 +332,12 @@ class OmniDatasetMixin:
                 raise
             where = self.get_data_info(idx)['record_id'] if not isinstance(err, OmniDataError) else None
             err = err if where is None else OmniDataError(f'{where}: {err}')
-            if self.test_mode or self.on_invalid == 'error':
+            if self.on_invalid == 'error':
                 raise err from None
+            if self.test_mode:
+                if 'invalid' not in self.get_data_info(idx):  # placeholders were counted at load time
+                    self._skip_or_raise(err)
+                return {SKIPPED_KEY: str(err)}
             self._skip_or_raise(err)
             return None
 

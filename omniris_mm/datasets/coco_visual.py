@@ -46,7 +46,7 @@ class CocoVisualPromptDataset(BaseOmniDataset):
     def load_data_list(self) -> List[dict]:
         coco = CocoIndex(load_json(self.ann_file), self.ann_file)
         refs = ReferenceDatabase.from_coco(
-            coco, self.data_prefix.get('img_path', ''), self.min_ref_area, self.category_ids
+            coco, self.data_prefix.get('img_path', ''), self.min_ref_area, self.category_ids, self._ref_skip
         )
         if not len(refs):
             raise OmniDataError(f'{self.ann_file}: no instance can serve as a reference')

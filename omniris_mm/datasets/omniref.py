@@ -73,11 +73,13 @@ class OmniRefDataset(BaseOmniDataset):
         if needs_refs:
             ref_prefix = self.data_prefix.get('ref_img_path', self.data_prefix.get('img_path', ''))
             self.ref_dbs['supp'] = ReferenceDatabase.from_supp_anns(
-                load_json(self.supp_file), ref_prefix, self.supp_file
+                load_json(self.supp_file), ref_prefix, self.supp_file, self._ref_skip
             )
             # A no-target record names its reference image; when SuppImageAnns has no instance of the
             # chosen categories there, the image's own annotations in instances.json can serve.
-            self.ref_dbs['instances'] = partial(ReferenceDatabase.from_coco, self.coco, ref_prefix)
+            self.ref_dbs['instances'] = partial(
+                ReferenceDatabase.from_coco, self.coco, ref_prefix, on_error=self._ref_skip
+            )
         data_list = self._parse_records(records, self.parse_record, f'{self.ann_file} [{self.split}]')
         # Keep only what fetching needs: the databases that some sample draws from.
         self.ref_dbs = {k: v for k, v in self.ref_dbs.items() if isinstance(v, ReferenceDatabase)}

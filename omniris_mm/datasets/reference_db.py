@@ -1,7 +1,7 @@
 """The reference database: instances that can serve as visual prompts, by category."""
 
 import pickle
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Callable, Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
 
@@ -71,41 +71,67 @@ class ReferenceDatabase:
         return None
 
     @classmethod
-    def from_supp_anns(cls, supp: dict, img_prefix: str, source: str) -> 'ReferenceDatabase':
+    def from_supp_anns(
+        cls, supp: dict, img_prefix: str, source: str, on_error: Optional[Callable[[OmniDataError], None]] = None
+    ) -> 'ReferenceDatabase':
         """Build from OmniRef's ``SuppImageAnns.json``:
-        ``{str(category_id): [{image_id, file_name, height, width, annotations}, ...]}``."""
+        ``{str(category_id): [{image_id, file_name, height, width, annotations}, ...]}``.
+        An invalid entry raises :class:`OmniDataError` naming it or, given ``on_error``
+        (a dataset's skip path under ``on_invalid='skip'``), is handed to it and left out."""
         if not isinstance(supp, dict):
             raise OmniDataError(f'{source}: expected an object keyed by category id')
 
-        def entries():
-            for cat, items in supp.items():
-                for i, item in enumerate(items):
-                    where = f'{source} category {cat} entry {i}'
-                    require(item, ('image_id', 'file_name', 'height', 'width', 'annotations'), where)
-                    ann = item['annotations']
-                    require(ann, ('segmentation',), where)
-                    check_segmentation(ann, item['height'], item['width'], where)
-                    yield _entry(join_img_path(img_prefix, item['file_name']), item, ann, int(cat))
+        def entry(cat, item, where):
+            require(item, ('image_id', 'file_name', 'height', 'width', 'annotations'), where)
+            ann = item['annotations']
+            require(ann, ('segmentation',), where)
+            check_segmentation(ann, item['height'], item['width'], where)
+            return _entry(join_img_path(img_prefix, item['file_name']), item, ann, int(cat))
 
-        return cls(entries(), source)
+        items = (
+            (cat, item, f'{source} category {cat} entry {i}') for cat, its in supp.items() for i, item in enumerate(its)
+        )
+        return cls(_checked(entry, items, on_error), source)
 
     @classmethod
     def from_coco(
-        cls, coco: CocoIndex, img_prefix: str, min_area: float = 0.0, category_ids: Optional[Sequence[int]] = None
+        cls,
+        coco: CocoIndex,
+        img_prefix: str,
+        min_area: float = 0.0,
+        category_ids: Optional[Sequence[int]] = None,
+        on_error: Optional[Callable[[OmniDataError], None]] = None,
     ) -> 'ReferenceDatabase':
-        """Every non-crowd instance of a COCO-format set whose area reaches ``min_area``."""
+        """Every non-crowd instance of a COCO-format set whose area reaches ``min_area``
+        (``on_error`` as in :meth:`from_supp_anns`)."""
 
-        def entries():
-            for ann in coco.anns.values():
-                if ann.get('iscrowd', 0) or float(ann.get('area', 1)) < min_area:
-                    continue
-                if category_ids is not None and int(ann['category_id']) not in category_ids:
-                    continue
-                img = coco.image(ann['image_id'], coco.source)
-                check_segmentation(ann, img['height'], img['width'], f'{coco.source} annotation {ann["id"]}')
-                yield _entry(join_img_path(img_prefix, img['file_name']), img, ann, int(ann['category_id']))
+        def entry(ann, where):
+            img = coco.image(ann['image_id'], where)
+            check_segmentation(ann, img['height'], img['width'], where)
+            return _entry(join_img_path(img_prefix, img['file_name']), img, ann, int(ann['category_id']))
 
-        return cls(entries(), coco.source)
+        items = (
+            (ann, f'{coco.source} annotation {ann["id"]}')
+            for ann in coco.anns.values()
+            if not ann.get('iscrowd', 0)
+            and float(ann.get('area', 1)) >= min_area
+            and (category_ids is None or int(ann['category_id']) in category_ids)
+        )
+        return cls(_checked(entry, items, on_error), coco.source)
+
+
+def _checked(make: Callable, items: Iterable[tuple], on_error: Optional[Callable]) -> Iterable[dict]:
+    """``make(*item)`` for each item (whose last element names it); an invalid one raises or,
+    with ``on_error``, is handed to it."""
+    for item in items:
+        try:
+            yield make(*item)
+        except (OmniDataError, KeyError, TypeError, ValueError) as err:
+            if not isinstance(err, OmniDataError):
+                err = OmniDataError(f'{item[-1]}: malformed entry ({err!r})')
+            if on_error is None:
+                raise err from None
+            on_error(err)
 
 
 def _entry(img_path: str, img: dict, ann: dict, category_id: int) -> dict:

@@ -11,6 +11,9 @@ from mmengine.fileio import get
 
 # The void label of a ground-truth union map (crowd regions; padding in the losses).
 IGNORE_INDEX = 255
+# In test mode with on_invalid='skip', a sample that cannot be built is fetched as {SKIPPED_KEY: message};
+# omni_collate carries the messages in the batch, where the metrics count them.
+SKIPPED_KEY = 'omni_skipped'
 VISUAL_PROMPT_TYPES = ('mask', 'box', 'scribble')
 
 

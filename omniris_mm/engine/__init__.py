@@ -6,11 +6,14 @@ from .checkpoint import (
     unsafe_globals,
     verify_hash_prefix,
 )
+from .loops import OmniTestLoop, OmniValLoop
 from .optimizers import GuardedAmpOptimWrapper, GuardedOptimWrapper
 
 __all__ = [
     'GuardedOptimWrapper',
     'GuardedAmpOptimWrapper',
+    'OmniTestLoop',
+    'OmniValLoop',
     'SAFE_GLOBALS',
     'TRUST_ENV',
     'UntrustedCheckpointError',

@@ -10,7 +10,7 @@ from conftest import REPO, shared
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 
-from omniris_mm.datasets import OmniDataError, OmniRefDataset
+from omniris_mm.datasets import SKIPPED_KEY, OmniDataError, OmniRefDataset
 
 sys.path.insert(0, osp.join(REPO, 'tools', 'analysis_tools'))
 
@@ -61,8 +61,10 @@ def test_every_split_loads_and_the_missing_reference_is_explicit():
     ):
         mini('visual-test')
     visual = mini('visual-test', on_invalid='skip')
-    assert len(visual) == 2
     assert len(visual.skipped) == 1 and 'record 1' in visual.skipped[0]
+    # In test mode the record keeps its place, fetched as a skip message for the metric to count.
+    assert len(visual) == 3 and visual[1] == {SKIPPED_KEY: visual.skipped[0]}
+    assert len(mini('visual-test', on_invalid='skip', test_mode=False)) == 2
     with pytest.raises(OmniDataError, match="no split 'text-val'.*'omni-test'"):
         mini('text-val')
 
@@ -73,8 +75,9 @@ def test_union_matches_coco_instance_masks(split):
     anns = {a['id']: a for a in raw('instances.json')[split]['annotations']}
     images = {i['id']: i for i in raw('instances.json')[split]['images']}
     expected = expected_targets(split)
-    assert len(ds) == len(expected)
-    for idx, ann_ids in enumerate(expected):
+    scored = [i for i in range(len(ds)) if 'invalid' not in ds.get_data_info(i)]  # visual record 1: skipped
+    assert len(scored) == len(expected)
+    for idx, ann_ids in zip(scored, expected):
         sample = ds[idx]['data_samples']
         img = images[sample.img_id]
         union = np.zeros((img['height'], img['width']), bool)
@@ -95,7 +98,7 @@ def test_tags_and_texts():
     omni = [mini('omni-test')[i]['data_samples'] for i in range(2)]
     assert [s.setting for s in omni] == ['NvN', 'no-target']
     assert omni[0].prompt_types[0] == 'text' and omni[0].prompt_types[1] in ('mask', 'box', 'scribble')
-    visual = [mini('visual-test', on_invalid='skip')[i]['data_samples'] for i in range(2)]
+    visual = [mini('visual-test', on_invalid='skip')[i]['data_samples'] for i in (0, 2)]  # 1: skipped
     assert [s.setting for s in visual] == ['1vN', 'no-target']
     assert all(s.text is None and len(s.ref_imgs) == 1 and len(s.prompt_maps) == 1 for s in visual)
     ref, pmap = visual[0].ref_imgs[0], visual[0].prompt_maps[0]
@@ -105,7 +108,7 @@ def test_tags_and_texts():
 
 def test_pairing_rules():
     ds = mini('visual-test', on_invalid='skip')
-    targeted, no_target = ds.get_data_info(0), ds.get_data_info(1)
+    targeted, no_target = ds.get_data_info(0), ds.get_data_info(2)  # 1: skipped
     # A person in the horses image is paired with a person from the other image.
     ref = targeted['visual_prompts'][0]
     assert ref['category_id'] == 1 and ref['img_id'] == 142238 != targeted['img_id']
@@ -162,6 +165,7 @@ def test_oracle_scores_100_on_every_split():
             test_dataloader=dict(
                 batch_size=2,
                 num_workers=0,
+                collate_fn=dict(type='omni_collate'),
                 sampler=dict(type='DefaultSampler', shuffle=False),
                 dataset=dict(type='ConcatDataset', datasets=splits),
             ),
@@ -182,3 +186,4 @@ def test_oracle_scores_100_on_every_split():
         '1vN/cIoU',
     ):
         assert metrics[key] == pytest.approx(100.0), key
+    assert metrics['skipped'] == 1.0  # visual record 1 (no reference): not scored, and said so

@@ -103,8 +103,9 @@ def test_breakdown_keys():
     assert m['omni/mask/N-acc'] == 50.0 and m['no-target/N-acc'] == 50.0
     assert m['1vN/cIoU'] == 0.0
     assert 'text/mask/gIoU' not in m and 'omni/text/gIoU' not in m
-    assert set(k for k in m if '/' not in k) == set(EXPECTED)
-    assert set(evaluate(samples, breakdown=False)) == set(EXPECTED)
+    assert set(k for k in m if '/' not in k) == set(EXPECTED) | {'skipped'}
+    assert set(evaluate(samples, breakdown=False)) == set(EXPECTED) | {'skipped'}
+    assert m['skipped'] == 0.0
 
 
 def test_metric_keeps_counts_not_masks():

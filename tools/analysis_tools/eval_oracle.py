@@ -14,6 +14,8 @@ from mmengine.logging import MMLogger
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 
+from omniris_mm.datasets import SKIPPED_KEY
+
 
 def oracle_predict(data_samples) -> None:
     """Copy the ground truth into the prediction fields that ``OmniRISMetric`` reads."""
@@ -33,7 +35,7 @@ def evaluate_oracle(cfg: Config) -> dict:
     for i, batch in enumerate(loader):
         oracle_predict(batch['data_samples'])
         evaluator.process(batch['data_samples'], batch)
-        done += len(batch['data_samples'])
+        done += len(batch['data_samples']) + len(batch.get(SKIPPED_KEY, ()))  # skipped: counted by the metric
         if (i + 1) % max(1, len(loader) // 10) == 0 or done == total:
             logger.info(f'[{done}/{total}]')
     return evaluator.evaluate(total)

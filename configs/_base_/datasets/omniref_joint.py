@@ -51,6 +51,8 @@ train_dataloader = dict(
 )
 val_dataloader = dict(
     batch_size=8,
+    # Passes on the samples skipped under on_invalid='skip', which the metric counts and reports.
+    collate_fn=dict(type='omni_collate'),
     num_workers=4,
     persistent_workers=True,
     drop_last=False,

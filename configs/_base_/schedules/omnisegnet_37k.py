@@ -2,8 +2,8 @@
 # lr x0.1 at 26,320 and 33,840 of 37,600 iterations (8 GPUs x 8 images).
 max_iters = 37600
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=5000)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
+val_cfg = dict(type='OmniValLoop')  # ValLoop that goes on past an all-skipped batch
+test_cfg = dict(type='OmniTestLoop')
 optim_wrapper = dict(
     type='GuardedOptimWrapper',
     on_nonfinite='error',  # 'skip' drops a NaN/inf step and counts it

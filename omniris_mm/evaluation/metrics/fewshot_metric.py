@@ -5,11 +5,11 @@ from mmdet.registry import METRICS
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger
 
-from .omniris_metric import _mask, _meta
+from .omniris_metric import SkipCounter, _mask, _meta
 
 
 @METRICS.register_module()
-class FewShotSegMetric(BaseMetric):
+class FewShotSegMetric(SkipCounter, BaseMetric):
     """Few-shot segmentation metrics for PASCAL-5i style episodes.
 
     Each data sample is one episode: ``pred_sem_seg.sem_seg`` (binary),
@@ -33,6 +33,7 @@ class FewShotSegMetric(BaseMetric):
         self.ignore_index = ignore_index
 
     def process(self, data_batch, data_samples: Sequence) -> None:
+        self._count_skipped(data_batch)
         for sample in data_samples:
             pred = _mask(sample, 'pred_sem_seg').numpy() > 0
             gt = _mask(sample, 'gt_sem_seg').numpy()
@@ -55,6 +56,7 @@ class FewShotSegMetric(BaseMetric):
             )
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
+        results, skipped = self._split_skipped(results)
         per_class = {}
         for r in results:
             acc = per_class.setdefault(r['category_id'], [0, 0])
@@ -78,5 +80,7 @@ class FewShotSegMetric(BaseMetric):
             lines.append(f'{label:<16}{episodes[c]:>9}{iou:>9.2f}')
         lines.append(f'{"mIoU":<16}{len(results):>9}{metrics["mIoU"]:>9.2f}')
         lines.append(f'{"FB-IoU":<16}{len(results):>9}{metrics["FB-IoU"]:>9.2f}')
+        lines.append(self._skipped_line(skipped, len(results)))
         MMLogger.get_current_instance().info('Few-shot results:\n' + '\n'.join(lines))
+        metrics['skipped'] = float(len(skipped))
         return metrics

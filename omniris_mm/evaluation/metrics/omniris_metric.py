@@ -7,7 +7,7 @@ from mmdet.registry import METRICS
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger
 
-from ...datasets.utils import IGNORE_INDEX, VISUAL_PROMPT_TYPES
+from ...datasets.utils import IGNORE_INDEX, SKIPPED_KEY, VISUAL_PROMPT_TYPES
 
 PR_THRESHOLDS = (0.7, 0.8, 0.9)
 
@@ -37,6 +37,29 @@ def _meta(sample, name: str):
         if isinstance(meta, dict):
             value = meta.get(name)
     return value
+
+
+class SkipCounter:
+    """For a metric: count the samples the test dataloader skipped (``on_invalid='skip'``;
+    ``omni_collate`` lists them in the batch under ``SKIPPED_KEY``). Their number is the
+    metric's ``skipped`` result and a line under its table."""
+
+    def _count_skipped(self, data_batch) -> None:
+        for message in data_batch.get(SKIPPED_KEY, ()) if isinstance(data_batch, dict) else ():
+            self.results.append({SKIPPED_KEY: message})
+
+    @staticmethod
+    def _split_skipped(results: List[dict]):
+        return [r for r in results if SKIPPED_KEY not in r], [r[SKIPPED_KEY] for r in results if SKIPPED_KEY in r]
+
+    @staticmethod
+    def _skipped_line(skipped: List[str], scored: int) -> str:
+        if not skipped:
+            return f'skipped: 0 (all {scored} samples scored)'
+        return (
+            f"skipped: {len(skipped)} of {len(skipped) + scored} samples were not scored (on_invalid='skip'); "
+            f'the figures are over the other {scored}. First: {skipped[0]}'
+        )
 
 
 def sample_counts(
@@ -89,7 +112,7 @@ def summarize(records: Sequence[dict]) -> Dict[str, float]:
 
 
 @METRICS.register_module()
-class OmniRISMetric(BaseMetric):
+class OmniRISMetric(SkipCounter, BaseMetric):
     """The OmniRIS metrics (cIoU, gIoU, Pr@0.7/0.8/0.9, N-acc, T-acc), exactly as
     the published evaluator computes them (see SPEC 4), with a breakdown.
 
@@ -136,6 +159,7 @@ class OmniRISMetric(BaseMetric):
         self._warned_round_trip = False
 
     def process(self, data_batch, data_samples: Sequence) -> None:
+        self._count_skipped(data_batch)
         for sample in data_samples:
             pred = _mask(sample, 'pred_sem_seg')
             gt = _mask(sample, 'gt_sem_seg')
@@ -172,6 +196,7 @@ class OmniRISMetric(BaseMetric):
             )
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
+        results, skipped = self._split_skipped(results)
         metrics = summarize(results)
         groups = OrderedDict()
         if self.breakdown:
@@ -186,13 +211,15 @@ class OmniRISMetric(BaseMetric):
         for name in sorted(groups):
             for key, value in summarize(groups[name]).items():
                 metrics[f'{name}/{key}'] = value
-        self._log_table(results, metrics, groups)
+        self._log_table(results, metrics, groups, skipped)
+        metrics['skipped'] = float(len(skipped))
         return metrics
 
-    def _log_table(self, results, metrics, groups) -> None:
+    def _log_table(self, results, metrics, groups, skipped=()) -> None:
         names = list(summarize([]).keys())
         rows = [('all', len(results), [metrics[k] for k in names])]
         rows += [(g, len(groups[g]), [metrics[f'{g}/{k}'] for k in names]) for g in sorted(groups)]
         head = f'{"group":<18}{"n":>7}' + ''.join(f'{k:>9}' for k in names)
         lines = [head] + [f'{g:<18}{n:>7}' + ''.join(f'{v:>9.2f}' for v in vals) for g, n, vals in rows]
+        lines.append(self._skipped_line(list(skipped), len(results)))
         MMLogger.get_current_instance().info('OmniRIS results:\n' + '\n'.join(lines))

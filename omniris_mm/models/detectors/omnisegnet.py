@@ -228,6 +228,13 @@ class OmniSegNet(BaseDetector):
             log_vars = OrderedDict(zip(log_vars, values))
         return loss, log_vars
 
+    def val_step(self, data) -> list:
+        # A batch whose samples were all skipped (omni_collate, on_invalid='skip') has nothing to predict.
+        return [] if isinstance(data, dict) and not len(data.get('inputs', ())) else super().val_step(data)
+
+    def test_step(self, data) -> list:
+        return [] if isinstance(data, dict) and not len(data.get('inputs', ())) else super().test_step(data)
+
     def predict(self, batch_inputs: Tensor, batch_data_samples: SampleList, rescale: bool = True) -> SampleList:
         """Fills ``pred_sem_seg`` (union mask), ``pred_no_target`` and
         ``pred_instances`` (masks, scores, labels) of each data sample."""
