@@ -5,7 +5,7 @@ import logging
 
 from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
+from mmengine.runner import Runner, find_latest_checkpoint
 from runner_args import add_common_args, keep_seed_on_resume, load_config
 
 
@@ -41,7 +41,18 @@ def main():
             raise RuntimeError('--auto-scale-lr needs auto_scale_lr.base_batch_size in the config')
         cfg.auto_scale_lr.enable = True
     if args.resume == 'auto':
-        cfg.resume, cfg.load_from = True, None
+        if find_latest_checkpoint(cfg.work_dir):
+            cfg.resume, cfg.load_from = True, None
+        else:
+            # mmengine would start from the initial weights (ImageNet, BERT), dropping load_from: a first
+            # launch of stage 2 or 3 with --resume would silently train the wrong model.
+            start = f"the config's load_from ({cfg.load_from})" if cfg.get('load_from') else 'the initial weights'
+            print_log(
+                f'--resume: no checkpoint in {cfg.work_dir} to resume from; starting from {start}',
+                logger='current',
+                level=logging.WARNING,
+            )
+            cfg.resume = False
     elif args.resume is not None:
         cfg.resume, cfg.load_from = True, args.resume
     if cfg.get('resume'):

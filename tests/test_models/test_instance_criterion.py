@@ -117,3 +117,30 @@ def test_point_losses_equal_their_definition(dtype, monkeypatch):
     assert float(losses['loss_inst_cls']) == pytest.approx(
         float(expected_cls), rel=1e-2 if dtype == torch.float16 else 1e-5
     )
+
+
+def test_training_points_depend_on_seed_and_iteration_not_on_the_random_state():
+    """What keeps --resume exact: a resumed run has the seed and the iteration, not the state."""
+    from mmengine.logging import MessageHub
+
+    hub = MessageHub.get_instance('test_point_rng')
+    hub.update_info('loop_stage', 'train')
+
+    def points(iteration, advance):
+        torch.manual_seed(0)
+        torch.rand(advance)  # whatever else drew from the global state before
+        hub.update_info('iter', iteration)
+        with InstanceCriterion.point_rng('cpu'):
+            drawn = torch.rand(4)
+        return drawn, torch.rand(1)
+
+    (a, after_a), (b, _) = points(5, 0), points(5, 1000)
+    assert torch.equal(a, b) and not torch.equal(a, points(6, 0)[0])
+    torch.manual_seed(0)
+    assert torch.equal(after_a, torch.rand(1))  # the global state is left as it was
+    hub.update_info('loop_stage', 'test')
+    torch.manual_seed(3)
+    expected = torch.rand(2)
+    torch.manual_seed(3)
+    with InstanceCriterion.point_rng('cpu'):  # outside training: the global state as it is
+        assert torch.equal(torch.rand(2), expected)

@@ -90,6 +90,14 @@ def test_resume_ends_with_the_same_weights(omnishapes, tmp_path):
     assert any(not torch.equal(full[k], cut[k]) for k in full)  # iterations 3-4 did change the weights
     assert losses(tmp_path / 'full') == losses(tmp_path / 'cut')
 
+    # A first launch with --resume (nothing to resume in its work dir) keeps the config's load_from:
+    # mmengine alone would start from the initial weights.
+    ckpt = str(tmp_path / 'full' / 'iter_4.pth')
+    _, out = train(tmp_path / 'next_stage', *common(omnishapes, 1, 2), f'load_from={ckpt}', flags=['--resume'])
+    warning = f'--resume: no checkpoint in {tmp_path / "next_stage"} to resume from; '
+    assert warning + f"starting from the config's load_from ({ckpt})" in out
+    assert f'Load checkpoint from {ckpt}' in out and 'Resumed' not in out
+
 
 def test_two_processes_follow_the_one_process_loss_curve(omnishapes, tmp_path):
     """tools/dist_train.sh CONFIG 2 (gloo, CPU) with 1 image per process vs 1 process with 2: the same

@@ -1,3 +1,5 @@
+import contextlib
+import hashlib
 from typing import Dict, List
 
 import torch
@@ -6,6 +8,8 @@ from mmcv.ops import point_sample
 from mmdet.models.utils import get_uncertain_point_coords_with_randomness
 from mmdet.registry import MODELS, TASK_UTILS
 from mmdet.utils import ConfigType, reduce_mean
+from mmengine.dist import get_rank
+from mmengine.logging import MessageHub
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
@@ -25,6 +29,11 @@ class InstanceCriterion(nn.Module):
     (``oversample_ratio``, ``importance_sample_ratio``). Predicted masks (stride 4) and
     ground truth (the padded input size) are read by ``mmcv.ops.point_sample`` at the
     same normalised positions, so the ground truth is never resized.
+
+    The points of a training step are drawn from a generator seeded by the run's seed,
+    the iteration and the rank (:meth:`point_rng`), so that a run resumed from a
+    checkpoint draws the points an uninterrupted one draws and ends with the same
+    weights (mmengine does not store the random state in its checkpoints).
 
     The matching runs in float32 with autocast off: under float16 the match costs'
     sums over a full mask (14,400 pixels at 480 x 480) pass float16's 65,504 and an
@@ -77,6 +86,23 @@ class InstanceCriterion(nn.Module):
             gt = F.pad(gt, (0, size[1] - gt.shape[-1], 0, size[0] - gt.shape[-2]))
         return gt
 
+    @staticmethod
+    def point_rng(device) -> contextlib.AbstractContextManager:
+        """While training under a Runner: the global random state forked and seeded by
+        (``torch.initial_seed()``, iteration, rank) for the points of this step, then
+        restored. Elsewhere (tests, scripts): the global random state as it is."""
+        hub = MessageHub.get_current_instance()
+        iteration = hub.get_info('iter')
+        if iteration is None or hub.get_info('loop_stage') != 'train':
+            return contextlib.nullcontext()
+        key = f'{torch.initial_seed()}-{iteration}-{get_rank()}'.encode()
+        seed = int.from_bytes(hashlib.sha256(key).digest()[:8], 'little') % 2**63
+        devices = [device] if torch.device(device).type == 'cuda' else []
+        stack = contextlib.ExitStack()
+        stack.enter_context(torch.random.fork_rng(devices=devices))
+        torch.manual_seed(seed)
+        return stack
+
     def match(self, scores: Tensor, masks: Tensor, gt: Tensor) -> Tensor:
         """Hungarian assignment of one sample on uniformly sampled points, in float32:
         ``gt_inds`` per query (0 unmatched, k matched to instance k - 1)."""
@@ -108,15 +134,16 @@ class InstanceCriterion(nn.Module):
         size = batch_data_samples[0].metainfo['batch_input_shape']
         labels = objectness.new_ones((b, q), dtype=torch.long)  # 1 = no object
         pred_points, gt_points = [], []
-        for i, sample in enumerate(batch_data_samples):
-            gt = self.gt_masks(sample, size, objectness.device)
-            assigned = self.match(objectness[i], instance_masks[i], gt)
-            matched = (assigned > 0).nonzero(as_tuple=True)[0]
-            labels[i, matched] = 0
-            if len(matched):
-                pred, target = self.point_targets(instance_masks[i, matched], gt[assigned[matched] - 1])
-                pred_points.append(pred)
-                gt_points.append(target)
+        with self.point_rng(objectness.device):
+            for i, sample in enumerate(batch_data_samples):
+                gt = self.gt_masks(sample, size, objectness.device)
+                assigned = self.match(objectness[i], instance_masks[i], gt)
+                matched = (assigned > 0).nonzero(as_tuple=True)[0]
+                labels[i, matched] = 0
+                if len(matched):
+                    pred, target = self.point_targets(instance_masks[i, matched], gt[assigned[matched] - 1])
+                    pred_points.append(pred)
+                    gt_points.append(target)
         # Normalisers averaged over the ranks (as mmdet's Mask2Former does), so that with DDP
         # the loss is that of the global batch, whatever each rank's share of instances.
         class_weight = objectness.new_tensor(self.loss_cls.class_weight or [1.0, 1.0])
