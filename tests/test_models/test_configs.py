@@ -93,6 +93,8 @@ def test_evaluation_configs_cover_every_split():
     seen, release = {}, set()
     for path in sorted(glob.glob(osp.join(REPO, 'configs', 'omnisegnet', 'eval', '*.py'))):
         cfg = Config.fromfile(path)
+        if 'pascal5i' in path:  # every episode has a target: a false "no target" must not blank it
+            assert cfg.model.head.test_cfg.empty_on_no_target is False
         if path.endswith('_release.py'):
             # The published model under the published protocol.
             assert cfg.model.fusion == 'union' and cfg.model.head.test_cfg.pred_size == 'input'

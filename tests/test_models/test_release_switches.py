@@ -259,6 +259,33 @@ def test_pred_size_input_keeps_the_network_size(omnishapes):
         build_model(head=dict(test_cfg=dict(pred_size='native')))
 
 
+@pytest.mark.parametrize('empty', [True, False])
+def test_a_no_target_answer_clears_mask_and_instances_only_when_asked(omnishapes, empty):
+    """empty_on_no_target=False (PASCAL-5i: every episode has a target) keeps the union mask and
+    the instances of a (false) "no target" answer; True clears both."""
+    from model_utils import Samples
+
+    samples = Samples(omnishapes)
+    # no_target_thr below 0: every answer is "no target"; instance_thr 0.2: some queries pass.
+    test_cfg = dict(pred_size='input', no_target_thr=-1.0, instance_thr=0.2, empty_on_no_target=empty)
+    model = build_model(head=dict(test_cfg=test_cfg)).eval()
+    data = model.data_preprocessor(samples.batch(samples.pack('text')), False)
+    sample = data['data_samples'][0]
+    h, w = sample.img_shape
+    with torch.no_grad():
+        out = model(**data, mode='tensor')
+        (pred,) = model(**data, mode='predict')
+    assert pred.pred_no_target
+    up = F.interpolate(out['target_mask'], sample.batch_input_shape, mode='bilinear', align_corners=False)
+    union = up[0, :, :h, :w].argmax(0).to(torch.uint8)
+    kept = int((out['objectness'][0].softmax(-1)[:, 0] > 0.2).sum())
+    assert union.any() and kept > 0  # the case is not trivial
+    if empty:
+        assert not pred.pred_sem_seg.sem_seg.any() and len(pred.pred_instances) == 0
+    else:
+        assert torch.equal(pred.pred_sem_seg.sem_seg[0], union) and len(pred.pred_instances) == kept
+
+
 def test_release_differences_name_every_switch_of_a_config():
     cfg = tiny_cfg().model
     lines = release_differences(cfg)

@@ -5,6 +5,8 @@
 # Run: tools/test.py CONFIG CHECKPOINT (or tools/dist_test.sh CONFIG CHECKPOINT GPUS).
 _base_ = ['../../omnisegnet_swinb.py']
 fold = 0
+# Every episode has a target: a false "no target" must not blank the answer (mask and instances).
+model = dict(head=dict(test_cfg=dict(empty_on_no_target=False)))
 test_pipeline = [
     dict(type='LoadImageFromFile', color_type='color_ignore_orientation'),
     dict(type='LoadVisualPrompts'),

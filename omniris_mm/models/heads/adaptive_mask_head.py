@@ -83,7 +83,9 @@ class AdaptiveMaskHead(BaseModule):
         test_cfg (dict): ``no_target_thr`` (no-target probability above which the
             answer is "no target"), ``instance_thr`` (objectness to keep a query),
             ``mask_thr`` (instance mask probability), ``empty_on_no_target``
-            (clear the union mask of a no-target answer; the release keeps it),
+            (clear the union mask and the instances of a no-target answer; the
+            release keeps its mask; few-shot configs, whose episodes always have a
+            target, keep both),
             ``pred_size`` (``'original'``: masks at the original image size;
             ``'input'``: at the size the network saw, with no round trip through
             the original size, which the published 480 x 480 protocol scores).
@@ -269,7 +271,8 @@ class AdaptiveMaskHead(BaseModule):
                 sem_seg.zero_()
             if 'objectness' in outputs:
                 scores = outputs['objectness'][i].softmax(-1)[:, 0]
-                keep = (scores > cfg['instance_thr']) & (not no_target)
+                # A "no target" answer clears the instances too, unless empty_on_no_target is off.
+                keep = (scores > cfg['instance_thr']) & (not (no_target and cfg['empty_on_no_target']))
                 scores, inst_embed = scores[keep], outputs['instance_embed'][i, keep]
             else:  # no instance branch: no instances
                 scores = outputs['nt_logits'].new_zeros(0)
