@@ -1,3 +1,4 @@
+import os
 import os.path as osp
 import sys
 
@@ -22,9 +23,12 @@ def load_tool(*parts):
 
 
 def shared(*parts):
-    """Path under ../shared/data, or skip the test when that data is absent."""
+    """Path under ../shared/data. When that data is absent the test is skipped, except in CI
+    (``CI=true``), where a missing data set is a failure: a green run must have run every test."""
     path = osp.join(SHARED_DATA, *parts)
     if not osp.exists(path):
+        if os.environ.get('CI', '').lower() == 'true':
+            pytest.fail(f'shared data missing in CI: {path}')
         pytest.skip(f'shared data not available: {path}')
     return path
 

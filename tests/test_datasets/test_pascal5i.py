@@ -85,16 +85,20 @@ def test_oracle_and_empty_predictions_score_as_expected(voc_root):
     ds = Pascal5iDataset(fold=0, data_root=voc_root, num_episodes=6, pipeline=PIPELINE)
     metric = METRICS.build(dict(type='FewShotSegMetric'))
     empty = METRICS.build(dict(type='FewShotSegMetric'))
+    background = valid = 0
     for i in range(len(ds)):
         sample = ds[i]['data_samples']
         gt = sample.gt_sem_seg.sem_seg
+        background += int((gt == 0).sum())
+        valid += int((gt != 255).sum())
         sample.pred_sem_seg = PixelData(sem_seg=(gt == 1).to(gt.dtype))
         metric.process({}, [sample])
         sample.pred_sem_seg = PixelData(sem_seg=gt.new_zeros(gt.shape))
         empty.process({}, [sample])
     assert metric.evaluate(len(ds))['mIoU'] == pytest.approx(100.0)
     scores = empty.evaluate(len(ds))
-    assert scores['mIoU'] == 0.0 and 0.0 < scores['FB-IoU'] < 50.0
+    # Predicting background everywhere: foreground IoU 0, background IoU = background / valid pixels.
+    assert scores['mIoU'] == 0.0 and scores['FB-IoU'] == pytest.approx(100 * (0 + background / valid) / 2)
 
 
 def test_split_file_and_bad_input(voc_root, tmp_path):

@@ -114,17 +114,20 @@ def test_metric_keeps_counts_not_masks():
     assert all(not any(isinstance(v, (torch.Tensor, np.ndarray)) for v in r.values()) for r in metric.results)
 
 
-def test_eval_size_reproduces_the_480_protocol():
+def test_eval_size_scores_at_that_size():
     pred = torch.zeros(1, 10, 20, dtype=torch.uint8)
     gt = torch.zeros(1, 10, 20, dtype=torch.uint8)
     gt[:, :, :10] = 1
-    pred[:, :, :5] = 1
+    pred[:, :, :6] = 1
     sample = dict(
         pred_sem_seg=dict(sem_seg=pred), gt_sem_seg=dict(sem_seg=gt), pred_no_target=False, gt_no_target=False
     )
-    assert evaluate([sample], eval_size=(480, 480))['cIoU'] == pytest.approx(50.0)
-    with pytest.raises(ValueError, match='differ in size'):
-        evaluate([dict(sample, pred_sem_seg=dict(sem_seg=pred[:, :5]))])
+    assert evaluate([sample])['cIoU'] == pytest.approx(100 * 6 / 10)  # at 10 x 20: 6 of 10 columns
+    # At 4 x 4, nearest resizing keeps columns floor(j * 20 / 4) = 0, 5, 10, 15: the prediction has
+    # columns 0 and 5, the ground truth too.
+    assert evaluate([sample], eval_size=(4, 4))['cIoU'] == pytest.approx(100.0)
+    with pytest.raises(ValueError, match=r'prediction \(10, 5\) and ground truth \(10, 20\) differ in size'):
+        evaluate([dict(sample, pred_sem_seg=dict(sem_seg=pred[..., :5]))])
 
 
 def test_published_protocol_scores_the_input_size_prediction_without_a_round_trip():
