@@ -118,3 +118,19 @@ def test_demo_command_line(images, tmp_path):
     assert '3 target(s) in' in out.stdout and '2 reference pass(es) for 2 reference(s)' in out.stdout
     assert sum(images[i] in out.stdout for i in range(3)) == 3
     assert len(glob.glob(str(tmp_path / 'pics' / '*.png'))) == 3
+
+
+def test_a_no_target_answer_is_empty(inferencer, images):
+    """Forced: with no_target_thr below 0 every answer is "no target": no mask, no instance."""
+    cfg = inferencer.model.head.test_cfg
+    saved = dict(cfg)
+    cfg.update(no_target_thr=-1.0, instance_thr=0.0)
+    try:
+        out = inferencer(images[0], text='the red circle')
+    finally:
+        cfg.clear()
+        cfg.update(saved)
+    h, w = mmcv.imread(images[0]).shape[:2]
+    assert out['no_target'] is True and out['union_mask'].shape == (h, w) and not out['union_mask'].any()
+    assert len(out['masks']) == len(out['scores']) == 0
+    assert inferencer(images[0], text='the red circle')['no_target_score'] == out['no_target_score']

@@ -1,12 +1,12 @@
 """Bad input gives a clear error naming the file and the record, or a counted skip when asked."""
 
-import copy
 import json
 import os
 import os.path as osp
 import re
 import shutil
 
+import mmcv
 import pytest
 from conftest import shared
 
@@ -145,14 +145,30 @@ def test_no_target_visual_record_needs_its_supp_keys(mini_copy):
     assert "record 2 (no-target visual record): missing required key(s) ['supp_cat_ids']" in ds.skipped[1]
 
 
-def test_image_size_mismatch(mini_copy):
-    def wrong(c):
-        img = copy.deepcopy(c['text-test']['images'][0])
-        c['text-test']['images'][0].update(height=img['height'] + 1)
+def test_target_image_size_mismatch(mini_copy):
+    ds = build(mini_copy)
+    info = ds.get_data_info(0)
+    other = next(f for f in os.listdir(mini_copy / 'images') if not info['img_path'].endswith(f))
+    info['img_path'] = str(mini_copy / 'images' / other)  # an image of another size than the record says
+    h, w = mmcv.imread(info['img_path']).shape[:2]
+    with pytest.raises(
+        OmniDataError, match=rf'image .*{other} is {h}x{w} but its annotation says {info["height"]}x{info["width"]}'
+    ):
+        ds.pipeline(info)
 
-    edit(mini_copy, 'instances.json', wrong)
-    with pytest.raises(OmniDataError):
-        build(mini_copy)[0]
+
+def test_reference_image_size_mismatch(mini_copy):
+    ds = build(mini_copy, split='visual-test', on_invalid='skip')
+    info = ds.get_data_info(0)
+    ref = info['visual_prompts'][0]
+    other = next(f for f in os.listdir(mini_copy / 'images') if not ref['img_path'].endswith(f))
+    ref['img_path'] = str(mini_copy / 'images' / other)  # an image of another size than the record says
+    h, w = mmcv.imread(ref['img_path']).shape[:2]
+    with pytest.raises(
+        OmniDataError,
+        match=rf'reference image .*{other} is {h}x{w} but its annotation says {ref["height"]}x{ref["width"]}',
+    ):
+        ds.pipeline(info)
 
 
 def test_corrupt_image_names_the_path_or_is_skipped_and_counted(mini_copy):
