@@ -67,8 +67,9 @@ def test_amp_training_on_a_cpu(omnishapes, tmp_path):
 
     config = osp.join(osp.dirname(TOY), '..', 'configs', 'omnishapes', 'omnisegnet_tiny_omnishapes.py')
     opts = ['train_cfg.max_iters=2', 'train_cfg.val_interval=3', 'default_hooks.checkpoint.interval=2']
-    opts += ['train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False']
-    opts += [f'train_dataloader.dataset.datasets.{i}.data_root={omnishapes}' for i in range(3)]
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        opts += [f'{loader}.num_workers=0', f'{loader}.persistent_workers=False']
+        opts += [f'{loader}.dataset.datasets.{i}.data_root={omnishapes}' for i in range(3)]
 
     def train(work_dir, disable):
         script = osp.join(osp.dirname(TOY), '..', 'tools', 'train.py')

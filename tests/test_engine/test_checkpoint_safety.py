@@ -77,13 +77,16 @@ def test_every_loader_refuses_a_pickle_that_runs_code(crafted, tmp_path, monkeyp
     refused(lambda: OmniRISInferencer(TINY, weights=path, device='cpu'), path, marker)
 
 
-def test_tools_test_refuses_it(crafted):
+def test_tools_test_refuses_it(crafted, omnishapes):
     path, marker = crafted
     env = dict(os.environ)
     env.pop(TRUST_ENV, None)
+    data = [f'test_dataloader.dataset.datasets.{i}.data_root={omnishapes}' for i in range(3)]
+    data += ['test_dataloader.num_workers=0', 'test_dataloader.persistent_workers=False']
     out = subprocess.run(
-        [sys.executable, 'tools/test.py', TINY, path], cwd=REPO, capture_output=True, text=True, env=env, timeout=300
-    )
+        [sys.executable, 'tools/test.py', TINY, path, '--cfg-options', *data],
+        cwd=REPO, capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
     assert out.returncode != 0
     assert f'UntrustedCheckpointError: checkpoint {path}: not loaded, it names builtins.exec' in out.stderr
     assert not marker.exists()

@@ -120,27 +120,29 @@ def test_point_losses_equal_their_definition(dtype, monkeypatch):
 
 
 def test_training_points_depend_on_seed_and_iteration_not_on_the_random_state():
-    """What keeps --resume exact: a resumed run has the seed and the iteration, not the state."""
+    """What keeps --resume exact (a resumed run has the seed and the iteration, not the random
+    state) and N processes equal to one (a sample's points do not depend on its rank)."""
     from mmengine.logging import MessageHub
 
     hub = MessageHub.get_instance('test_point_rng')
     hub.update_info('loop_stage', 'train')
 
-    def points(iteration, advance):
+    def points(iteration, advance, sample=(7, 'record 7')):
         torch.manual_seed(0)
         torch.rand(advance)  # whatever else drew from the global state before
         hub.update_info('iter', iteration)
-        with InstanceCriterion.point_rng('cpu'):
+        with InstanceCriterion.point_rng('cpu', sample):
             drawn = torch.rand(4)
         return drawn, torch.rand(1)
 
     (a, after_a), (b, _) = points(5, 0), points(5, 1000)
     assert torch.equal(a, b) and not torch.equal(a, points(6, 0)[0])
+    assert not torch.equal(a, points(5, 0, sample=(8, 'record 8'))[0])
     torch.manual_seed(0)
     assert torch.equal(after_a, torch.rand(1))  # the global state is left as it was
     hub.update_info('loop_stage', 'test')
     torch.manual_seed(3)
     expected = torch.rand(2)
     torch.manual_seed(3)
-    with InstanceCriterion.point_rng('cpu'):  # outside training: the global state as it is
+    with InstanceCriterion.point_rng('cpu', None):  # outside training: the global state as it is
         assert torch.equal(torch.rand(2), expected)

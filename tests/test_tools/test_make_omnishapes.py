@@ -80,7 +80,13 @@ def test_each_shape_has_its_colour_and_no_target_texts_name_a_real_category(omni
     for ann in coco['annotations'][:40]:
         info = next(i for i in coco['images'] if i['id'] == ann['image_id'])
         img = cv2.imread(osp.join(omnishapes, 'images', info['file_name']))[..., ::-1]
-        mean_rgb = img[mask_utils.decode(ann['segmentation']).astype(bool)].mean(0)
+        seg = ann['segmentation']  # polygons (squares, triangles) or RLE (circles)
+        rle = (
+            mask_utils.merge(mask_utils.frPyObjects(seg, info['height'], info['width']))
+            if isinstance(seg, list)
+            else seg
+        )
+        mean_rgb = img[mask_utils.decode(rle).astype(bool)].mean(0)
         nearest = min(COLORS, key=lambda c: np.abs(mean_rgb - COLORS[c]).sum())
         assert nearest == COLOR_OF[ann['category_id']], (ann['id'], mean_rgb)
     cats_in = {}

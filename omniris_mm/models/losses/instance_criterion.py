@@ -30,10 +30,11 @@ class InstanceCriterion(nn.Module):
     ground truth (the padded input size) are read by ``mmcv.ops.point_sample`` at the
     same normalised positions, so the ground truth is never resized.
 
-    The points of a training step are drawn from a generator seeded by the run's seed,
-    the iteration and the rank (:meth:`point_rng`), so that a run resumed from a
-    checkpoint draws the points an uninterrupted one draws and ends with the same
-    weights (mmengine does not store the random state in its checkpoints).
+    The points of a sample in a training step are drawn from a random state seeded by the
+    run's seed, the iteration and the sample's index in its dataset (:meth:`point_rng`):
+    a run resumed from a checkpoint draws the points an uninterrupted one draws (mmengine
+    does not store the random state in its checkpoints), and N processes draw the points
+    one process draws for the same samples.
 
     The matching runs in float32 with autocast off: under float16 the match costs'
     sums over a full mask (14,400 pixels at 480 x 480) pass float16's 65,504 and an
@@ -87,15 +88,15 @@ class InstanceCriterion(nn.Module):
         return gt
 
     @staticmethod
-    def point_rng(device) -> contextlib.AbstractContextManager:
+    def point_rng(device, sample_key) -> contextlib.AbstractContextManager:
         """While training under a Runner: the global random state forked and seeded by
-        (``torch.initial_seed()``, iteration, rank) for the points of this step, then
-        restored. Elsewhere (tests, scripts): the global random state as it is."""
+        (``torch.initial_seed()``, iteration, ``sample_key``) for the points of one sample,
+        then restored. Elsewhere (tests, scripts): the global random state as it is."""
         hub = MessageHub.get_current_instance()
         iteration = hub.get_info('iter')
         if iteration is None or hub.get_info('loop_stage') != 'train':
             return contextlib.nullcontext()
-        key = f'{torch.initial_seed()}-{iteration}-{get_rank()}'.encode()
+        key = f'{torch.initial_seed()}-{iteration}-{sample_key}'.encode()
         seed = int.from_bytes(hashlib.sha256(key).digest()[:8], 'little') % 2**63
         devices = [device] if torch.device(device).type == 'cuda' else []
         stack = contextlib.ExitStack()
@@ -134,8 +135,13 @@ class InstanceCriterion(nn.Module):
         size = batch_data_samples[0].metainfo['batch_input_shape']
         labels = objectness.new_ones((b, q), dtype=torch.long)  # 1 = no object
         pred_points, gt_points = [], []
-        with self.point_rng(objectness.device):
-            for i, sample in enumerate(batch_data_samples):
+        for i, sample in enumerate(batch_data_samples):
+            # The sample's index in its dataset (a ConcatDataset's sub-dataset, hence with the
+            # record it names); without one, its rank and place in the batch.
+            key = (sample.metainfo.get('sample_idx'), sample.metainfo.get('record_id'))
+            if key[0] is None:
+                key = ('rank', get_rank(), i)
+            with self.point_rng(objectness.device, key):
                 gt = self.gt_masks(sample, size, objectness.device)
                 assigned = self.match(objectness[i], instance_masks[i], gt)
                 matched = (assigned > 0).nonzero(as_tuple=True)[0]
