@@ -24,6 +24,20 @@ import torch
 _applied = []
 
 
+def _close_process_group() -> None:
+    import torch.distributed as torch_dist
+
+    if torch_dist.is_initialized():
+        from datetime import timedelta
+
+        try:  # gloo's monitored barrier: a rank that never arrives (it crashed) raises instead of hanging
+            torch_dist.monitored_barrier(timeout=timedelta(seconds=60))
+        except RuntimeError:
+            pass
+        finally:
+            torch_dist.destroy_process_group()
+
+
 def _cpu_distributed() -> None:
     import mmengine.dist.utils as dist_utils
     import torch.distributed as torch_dist
@@ -36,8 +50,9 @@ def _cpu_distributed() -> None:
             return stock_init(backend, init_backend=init_backend, **kwargs)
         torch_dist.init_process_group(backend='gloo' if backend == 'nccl' else backend, **kwargs)
         # A gloo group still alive at interpreter exit can abort the process
-        # ("terminate called without an active exception"): close it first.
-        atexit.register(lambda: torch_dist.is_initialized() and torch_dist.destroy_process_group())
+        # ("terminate called without an active exception"): close it first, all ranks
+        # together (a rank closing its connections while another still uses them aborts too).
+        atexit.register(_close_process_group)
 
     dist_utils._init_dist_pytorch = init_dist_pytorch
 

@@ -2,6 +2,7 @@
 
 import os
 import os.path as osp
+import shutil
 import socket
 import subprocess
 import sys
@@ -27,8 +28,11 @@ def free_port():
 
 
 def test_two_process_training_on_cpu(tmp_path):
+    from conftest import run_distributed
+
     def launch(work_dir, disable):
-        return run(
+        env = dict(os.environ, OMNIRIS_MM_DISABLE_COMPAT='1' if disable else '0', CUDA_VISIBLE_DEVICES='')
+        return run_distributed(
             [
                 sys.executable,
                 '-m',
@@ -43,7 +47,9 @@ def test_two_process_training_on_cpu(tmp_path):
                 '0',
                 'pytorch',
             ],
-            disable=disable,
+            cleanup=lambda: shutil.rmtree(work_dir, ignore_errors=True),
+            env=env,
+            timeout=300,
         )
 
     without = launch(tmp_path / 'off', disable=True)

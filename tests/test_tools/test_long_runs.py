@@ -9,10 +9,9 @@ import shutil
 import socket
 import subprocess
 import sys
-import warnings
 
 import torch
-from conftest import REPO
+from conftest import REPO, run_distributed
 from test_train_test import CONFIG, data_options
 
 from omniris_mm.engine import load_checkpoint_file
@@ -34,16 +33,13 @@ def train(work_dir, *options, flags=(), launcher=None, check=True):
     else:
         cmd = [sys.executable, osp.join(REPO, 'tools', 'train.py'), CONFIG, *opts]
         env = dict(os.environ)
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO, env=env)
-    out = proc.stdout + proc.stderr
-    if launcher and proc.returncode != 0 and 'terminate called without an active exception' in out:
-        # Seen once on the 2-core CI machine: rank 0 aborted (SIGABRT) in a C++ thread right after its first
-        # DDP step over gloo, with no Python error; 15 reruns of the same command passed. Run it once more,
-        # from scratch, and say so in the warnings summary.
-        warnings.warn(f'two-process run aborted in C++ (SIGABRT), retried once: {work_dir}', RuntimeWarning, 2)
-        shutil.rmtree(work_dir, ignore_errors=True)
+    if launcher:
+        proc = run_distributed(
+            cmd, cleanup=lambda: shutil.rmtree(work_dir, ignore_errors=True), timeout=600, cwd=REPO, env=env
+        )
+    else:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO, env=env)
-        out = proc.stdout + proc.stderr
+    out = proc.stdout + proc.stderr
     if check:
         assert proc.returncode == 0, out[-4000:]
     return proc.returncode, out
