@@ -22,6 +22,15 @@ def load_tool(*parts):
     return module
 
 
+# A sample with everything loaded and packed, at its own size (the configs' pipelines without resizing).
+PIPELINE = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadOmniAnnotations'),
+    dict(type='LoadVisualPrompts'),
+    dict(type='SynthesizePromptMaps'),
+    dict(type='PackOmniInputs'),
+]
+
 CXX_ABORT = 'terminate called without an active exception'
 
 

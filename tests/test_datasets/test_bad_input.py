@@ -8,17 +8,9 @@ import shutil
 
 import mmcv
 import pytest
-from conftest import shared
+from conftest import PIPELINE, shared
 
 from omniris_mm.datasets import SKIPPED_KEY, OmniDataError, OmniRefDataset
-
-PIPELINE = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadOmniAnnotations'),
-    dict(type='LoadVisualPrompts'),
-    dict(type='SynthesizePromptMaps'),
-    dict(type='PackOmniInputs'),
-]
 
 
 @pytest.fixture

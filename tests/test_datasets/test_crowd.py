@@ -9,13 +9,13 @@ import numpy as np
 import pycocotools.mask as mask_utils
 import pytest
 import torch
-from conftest import shared
+from conftest import PIPELINE, shared
 
 from omniris_mm.datasets import CocoVisualPromptDataset, GRefCocoDataset, OmniRefDataset, RefCocoOmniDataset
 from omniris_mm.evaluation.metrics.omniris_metric import sample_counts
 
 TEXT = [dict(type='LoadImageFromFile'), dict(type='LoadOmniAnnotations'), dict(type='PackOmniInputs')]
-VISUAL = TEXT[:2] + [dict(type='LoadVisualPrompts'), dict(type='SynthesizePromptMaps'), TEXT[-1]]
+VISUAL = PIPELINE
 
 
 def coco_root():

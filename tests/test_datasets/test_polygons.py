@@ -6,16 +6,9 @@ import os.path as osp
 
 import numpy as np
 import pycocotools.mask as mask_utils
+from conftest import PIPELINE
 
 from omniris_mm.datasets import OmniRefDataset
-
-PIPELINE = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadOmniAnnotations'),
-    dict(type='LoadVisualPrompts'),
-    dict(type='SynthesizePromptMaps'),
-    dict(type='PackOmniInputs'),
-]
 
 
 def rasterise(seg, h, w):
