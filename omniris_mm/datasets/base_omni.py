@@ -320,9 +320,10 @@ class OmniDatasetMixin:
         return info
 
     def prepare_data(self, idx: int):
+        info = None
         try:
             info = self.get_data_info(idx)
-            if 'invalid' in info:
+            if 'invalid' in info:  # a record skipped at load time (test mode)
                 raise OmniDataError(info['invalid'])
             return self.pipeline(info)
         except (OmniDataError, OSError, AssertionError) as err:
@@ -330,12 +331,12 @@ class OmniDatasetMixin:
             # any other assertion is a bug, not bad data, and is not caught.
             if isinstance(err, AssertionError) and 'failed to load image' not in str(err):
                 raise
-            where = self.get_data_info(idx)['record_id'] if not isinstance(err, OmniDataError) else None
-            err = err if where is None else OmniDataError(f'{where}: {err}')
+            if not isinstance(err, OmniDataError):
+                err = OmniDataError(f'{info["record_id"] if info else f"sample {idx}"}: {err}')
             if self.on_invalid == 'error':
                 raise err from None
             if self.test_mode:
-                if 'invalid' not in self.get_data_info(idx):  # placeholders were counted at load time
+                if 'invalid' not in info:  # placeholders were counted at load time
                     self._skip_or_raise(err)
                 return {SKIPPED_KEY: str(err)}
             self._skip_or_raise(err)

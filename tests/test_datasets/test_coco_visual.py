@@ -3,17 +3,9 @@ import os.path as osp
 
 import numpy as np
 import pycocotools.mask as mask_utils
-from conftest import shared
+from conftest import PIPELINE, shared
 
 from omniris_mm.datasets import CocoVisualPromptDataset
-
-PIPELINE = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadOmniAnnotations'),
-    dict(type='LoadVisualPrompts'),
-    dict(type='SynthesizePromptMaps'),
-    dict(type='PackOmniInputs'),
-]
 
 
 def test_any_coco_instance_file_becomes_visual_prompt_samples():

@@ -2,6 +2,7 @@ import copy
 import os.path as osp
 
 import torch
+from conftest import PIPELINE  # images at their own sizes (112-160 px, not multiples of 32)
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.registry import init_default_scope
@@ -16,15 +17,6 @@ TINY_BERT = dict(
     max_tokens=20,
 )
 
-# Images at their own sizes (112-160 px: neither square nor multiples of 32).
-PIPELINE = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadOmniAnnotations'),
-    dict(type='LoadVisualPrompts'),
-    dict(type='SynthesizePromptMaps'),
-    dict(type='PackOmniInputs'),
-]
-
 
 def tiny_cfg(trainable_text=False, **model):
     cfg = Config.fromfile(TINY)
@@ -37,12 +29,17 @@ def tiny_cfg(trainable_text=False, **model):
     return cfg
 
 
-def build_model(trainable_text=False, **model):
+def build_model(trainable_text=False, seed=0, options=None, **model):
+    """The tiny model, initialised after ``torch.manual_seed(seed)``; ``options``: mmengine
+    config options (``{'model.head.grid_prior': False}``) applied on top of ``model``."""
     from mmdet.registry import MODELS
 
+    cfg = tiny_cfg(trainable_text, **model)
+    if options:
+        cfg.merge_from_dict(dict(options))
     init_default_scope('mmdet')
-    torch.manual_seed(0)
-    net = MODELS.build(tiny_cfg(trainable_text, **model).model)
+    torch.manual_seed(seed)
+    net = MODELS.build(cfg.model)
     net.init_weights()
     return net
 

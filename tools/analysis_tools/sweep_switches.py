@@ -92,20 +92,11 @@ def run_quickstart(variant, seed, work):
 
 def run_overfit(variant, seed):
     """The suite's real-photo overfit with the model built from ``variant`` and ``seed``."""
-    import torch
-
     sys.path[:0] = [osp.join(REPO, 'tests'), osp.join(REPO, 'tests', 'test_models')]
-    from mmdet.registry import MODELS
-    from mmengine.registry import init_default_scope
-    from model_utils import tiny_cfg
+    from model_utils import build_model
     from test_overfit import overfit, real_mini
 
-    cfg = tiny_cfg()
-    cfg.merge_from_dict(dict(VARIANTS[variant]))
-    init_default_scope('mmdet')
-    torch.manual_seed(seed)
-    model = MODELS.build(cfg.model)
-    model.init_weights()
+    model = build_model(seed=seed, options=VARIANTS[variant])
     curve, metrics, seconds = overfit(*real_mini(), iters=200, model=model)
     return dict(metrics, loss_first=curve[0], loss_last=curve[-1], seconds=seconds)
 
