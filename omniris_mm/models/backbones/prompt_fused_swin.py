@@ -8,6 +8,8 @@ from mmdet.registry import MODELS
 from mmengine.model import BaseModule
 from torch import Tensor
 
+from ..layers.fast_attention import swap_modules
+
 
 def _instance_norm(x: Tensor) -> Tensor:
     """Normalise each channel over the pixels of its sample: x (B, N, C)."""
@@ -72,6 +74,9 @@ class PromptFusedSwin(SwinTransformer):
             gradients; ``'both'`` (the release) both, which closes the gate for good:
             with both projections zero neither gets a gradient, and only
             ``stage_out='fusion'`` lets the prompts reach the outputs.
+        window_attn (str): ``'mmdet'`` mmdet's window attention; ``'sdpa'`` the same
+            through ``scaled_dot_product_attention`` (:class:`SDPAWindowMSA`, equal to
+            float rounding, faster).
         **kwargs: ``SwinTransformer`` arguments.
     """
 
@@ -82,9 +87,11 @@ class PromptFusedSwin(SwinTransformer):
         fusion_dropout: float = 0.0,
         stage_out: str = 'fused',
         gate_zero_init: str = 'output',
+        window_attn: str = 'mmdet',
         **kwargs,
     ):
         super().__init__(**kwargs)
+        swap_modules(self, window_attn=window_attn)
         if stage_out not in ('fused', 'fusion'):
             raise ValueError(f"stage_out must be 'fused' or 'fusion', got {stage_out!r}")
         if gate_zero_init not in ('output', 'both'):

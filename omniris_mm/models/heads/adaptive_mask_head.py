@@ -9,6 +9,7 @@ from mmdet.utils import ConfigType, OptConfigType
 from mmengine.model import BaseModule, ModuleList
 from torch import Tensor
 
+from ..layers.fast_attention import swap_modules
 from .referring_decoder import ReferringDecoderLayer
 
 TEST_CFG_DEFAULTS = dict(
@@ -78,6 +79,10 @@ class AdaptiveMaskHead(BaseModule):
         num_layers, num_heads, ffn_dims, dropout: decoder layers.
         pixel_decoder (dict): mmdet pixel decoder config; channels and strides
             are filled from the arguments above.
+        deform_attn (str): The pixel decoder's deformable attention on the CPU:
+            ``'mmcv'`` mmcv's (``grid_sample`` per level), ``'gather'``
+            :class:`GatherMSDeformAttn` (one ``embedding_bag``; equal to float
+            rounding, faster). On CUDA both run mmcv's kernel.
         referring_criterion (dict): Published losses.
         instance_criterion (dict, optional): Instance branch losses.
         test_cfg (dict): ``no_target_thr`` (no-target probability above which the
@@ -111,6 +116,7 @@ class AdaptiveMaskHead(BaseModule):
         prompt_attn: str = 'replace',
         mask_prompt_padding: bool = True,
         zero_init_prompt_proj: bool = False,
+        deform_attn: str = 'mmcv',
         test_cfg: OptConfigType = None,
         init_cfg=None,
     ):
@@ -127,7 +133,7 @@ class AdaptiveMaskHead(BaseModule):
             feat_channels=feat_channels,
             out_channels=feat_channels,
         )
-        self.pixel_decoder = MODELS.build(pixel_decoder)
+        self.pixel_decoder = swap_modules(MODELS.build(pixel_decoder), deform_attn=deform_attn)
         self.num_levels = 3
         self.grid_size = tuple(grid_size)
         num_queries = grid_size[0] * grid_size[1]

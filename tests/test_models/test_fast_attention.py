@@ -1,0 +1,101 @@
+"""The fast attention forms equal the originals (mmcv's / mmdet's own code as the reference)."""
+
+import copy
+
+import pytest
+import torch
+from mmcv.ops import MultiScaleDeformableAttention
+from mmdet.models.backbones.swin import ShiftWindowMSA, WindowMSA
+from model_utils import build_model
+
+from omniris_mm.models.layers.fast_attention import GatherMSDeformAttn, SDPAWindowMSA, swap_modules
+
+FAST = {
+    'model.backbone.window_attn': 'sdpa',
+    'model.head.deform_attn': 'gather',
+    'model.prompt_encoder.deform_attn': 'gather',
+}
+
+
+def rel_l2(a, b):
+    return ((a - b).norm() / b.norm()).item()
+
+
+@pytest.mark.parametrize('ref_dims', [2, 4])
+def test_gather_deform_attn_equals_mmcv_forward_and_backward(ref_dims):
+    torch.manual_seed(0)
+    shapes = torch.tensor([[5, 7], [10, 13], [20, 25]])
+    start = torch.cat([shapes.new_zeros(1), shapes.prod(1).cumsum(0)[:-1]])
+    ref = MultiScaleDeformableAttention(32, 4, 3, 4, dropout=0.0, batch_first=True)
+    for p in ref.parameters():  # offsets large enough to sample outside every level too
+        torch.nn.init.normal_(p, std=0.5)
+    fast = swap_modules(copy.deepcopy(ref), deform_attn='gather')
+    assert type(fast) is GatherMSDeformAttn and fast.state_dict().keys() == ref.state_dict().keys()
+    b, q, v = 2, 30, int(shapes.prod(1).sum())
+    query = torch.randn(b, q, 32, requires_grad=True)
+    value = torch.randn(b, v, 32, requires_grad=True)
+    pad = torch.rand(b, v) < 0.2
+    ref_pts = torch.rand(b, q, 3, ref_dims)
+    outs, grads = [], []
+    for m in (ref, fast):
+        query.grad = value.grad = None
+        out = m(
+            query,
+            value=value,
+            key_padding_mask=pad,
+            reference_points=ref_pts,
+            spatial_shapes=shapes,
+            level_start_index=start,
+        )
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        outs.append(out.detach())
+        grads.append([query.grad.clone(), value.grad.clone()] + [p.grad.clone() for p in m.parameters()])
+        m.zero_grad()
+    assert rel_l2(outs[1], outs[0]) < 1e-5
+    for got, want in zip(grads[1], grads[0]):
+        assert rel_l2(got, want) < 1e-4
+
+
+def test_sdpa_window_attention_equals_mmdet_with_and_without_shift():
+    torch.manual_seed(0)
+    for shift in (0, 3):
+        ref = ShiftWindowMSA(32, 4, window_size=6, shift_size=shift)
+        torch.nn.init.normal_(ref.w_msa.relative_position_bias_table, std=1.0)
+        fast = swap_modules(copy.deepcopy(ref), window_attn='sdpa')
+        assert type(fast.w_msa) is SDPAWindowMSA
+        x = torch.randn(2, 15 * 20, 32, requires_grad=True)  # padded to 18 x 24: 12 windows
+        outs, grads = [], []
+        for m in (ref, fast):
+            x.grad = None
+            out = m(x, (15, 20))
+            (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+            outs.append(out.detach())
+            grads.append([x.grad.clone()] + [p.grad.clone() for p in m.parameters()])
+        assert rel_l2(outs[1], outs[0]) < 1e-5
+        for got, want in zip(grads[1], grads[0]):
+            assert rel_l2(got, want) < 1e-4
+    back = swap_modules(fast, window_attn='mmdet')
+    assert type(back.w_msa) is WindowMSA
+    with pytest.raises(ValueError, match='window_attn'):
+        swap_modules(back, window_attn='flash')
+
+
+def test_fast_path_answers_equal_the_reference_on_the_tiny_model(omnishapes):
+    """Every model output of the tiny config with both fast forms, within 1e-4 of the originals."""
+    from model_utils import Samples
+
+    samples = Samples(omnishapes)
+    ref = build_model(seed=0).eval()
+    fast = build_model(seed=0, options=FAST).eval()
+    assert any(isinstance(m, GatherMSDeformAttn) for m in fast.head.modules())
+    assert any(isinstance(m, GatherMSDeformAttn) for m in fast.prompt_encoder.modules())
+    assert any(isinstance(m, SDPAWindowMSA) for m in fast.backbone.modules())
+    fast.load_state_dict(ref.state_dict())
+    batch = samples.batch(samples.pack('text'), samples.pack('visual', prompt_type='scribble'), samples.pack('omni'))
+    with torch.no_grad():
+        want = ref(**ref.data_preprocessor(batch, False), mode='tensor')
+        got = fast(**fast.data_preprocessor(batch, False), mode='tensor')
+    assert want.keys() == got.keys()
+    for key, value in want.items():
+        if torch.is_tensor(value) and value.is_floating_point():
+            assert rel_l2(got[key], value) < 1e-4, key

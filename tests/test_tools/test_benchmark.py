@@ -1,0 +1,36 @@
+import os.path as osp
+import sys
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, osp.join(REPO, 'tools', 'analysis_tools'))
+sys.path.insert(0, osp.join(REPO, 'tests', 'test_models'))
+
+
+def test_profiled_modules_label_every_part_of_the_tiny_model():
+    from benchmark import profiled_modules
+    from model_utils import build_model
+
+    model = build_model(seed=0)
+    pairs = profiled_modules(model)
+    labels = [label for label, _ in pairs]
+    blocks = sum(len(stage.blocks) for stage in model.backbone.stages)
+    assert labels.count('backbone.window_attn') == blocks and labels.count('backbone.ffn') == blocks
+    assert labels.count('backbone.fusion') == len(model.backbone.fusions)
+    # Deformable attention: the pixel decoder's encoder layers and the prompt generator's layers.
+    assert labels.count('deform_attn') == len(model.head.pixel_decoder.encoder.layers) + len(
+        model.prompt_encoder.layers
+    )
+    assert labels.count('head.decoder_layers') == len(model.head.layers)
+    assert {'text_encoder', 'prompt_encoder', 'head', 'head.pixel_decoder'} <= set(labels)
+
+
+def test_fast_option_sets_every_fast_form():
+    from benchmark import FAST
+    from model_utils import build_model
+
+    from omniris_mm.models.layers.fast_attention import GatherMSDeformAttn, SDPAWindowMSA
+
+    options = {f'model.{part}.{k}': v for part, opts in FAST.items() for k, v in opts.items()}
+    model = build_model(seed=0, options=options)
+    kinds = {type(m) for m in model.modules()}
+    assert {GatherMSDeformAttn, SDPAWindowMSA} <= kinds
