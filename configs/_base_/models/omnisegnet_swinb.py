@@ -5,12 +5,23 @@
 # configs/omnisegnet/omnisegnet_swinb_release.py), decided by measurement with
 # tools/analysis_tools/sweep_switches.py (the tiny model; one behaviour at the release's value at a time;
 # 1 thread per run; quickstart = 2,000 iterations on OmniShapes, all-split gIoU / N-acc; overfit = the
-# real-photo overfit test, gIoU; seeds 0, 1, 2; measured on the model and OmniShapes of commit 6d8bace):
+# real-photo overfit test, gIoU).
+# On the model and OmniShapes of commit 6d8bace (seeds 0, 1, 2):
 #   backbone.stage_out  ours 'fused': quickstart 77.6 [82.4 79.2 71.3] / N-acc 85.0, overfit 92.2
 #                       release 'fusion': quickstart 70.5 [72.7 68.8 70.2] / N-acc 66.9, overfit 92.8
 #                       -> 'fused' kept: better on every quickstart seed (the overfit gain is 0.6).
-#   prompt_encoder.prompt_region, downscale_relu/norm_eps: seed 0 only so far (quickstart 80.5 and 82.4
-#                       against ours 82.4; overfit 92.7 and 92.2 against 92.2 over 3 seeds); undecided.
+# On commit e4e0dfe (point-sampled losses, polygon OmniShapes), quickstart gIoU [seeds] / N-acc, overfit seed 0:
+#   ours                                79.7 78.6 [s0 s1]      N-acc 80.7 64.9   overfit 94.0
+#   head.grid_prior=False               86.2 85.6              N-acc 99.1 98.2   overfit 93.2
+#                                       -> the release's value measures better (+6.8 gIoU mean, N-acc +26).
+#   head.minimap_merge='logits'         71.0                   N-acc 57.0        overfit 93.3  -> 'softmax' kept
+#   head.prompt_attn='gated'            57.9                   N-acc 16.7        overfit 94.2  -> 'replace' kept
+#   prompt_type_embed=False             81.6 (omni 77.4 vs 86.7) N-acc 91.2      overfit 93.4  -> kept (omni)
+#   pad_to_max_tokens + unmasked pads   79.5                   N-acc 85.1        overfit 93.4  -> masking kept
+#   release initialisation              78.0                   N-acc 83.3        overfit 93.9  -> ours kept
+#   prompt_region='nearest'             77.8                   N-acc 72.8        overfit 93.5  (seed 1 pending)
+#   downscale_relu + norm_eps=1e-6      79.3                   N-acc 78.9        overfit 93.7  (seed 1 pending)
+#   fusion='union' cannot train the quickstart's omni samples (single-prompt samples only); 'concat' kept.
 swin_b_url = 'https://github.com/SwinTransformer/storage/releases/download/v1.0.0/swin_base_patch4_window12_384_22k.pth'
 model = dict(
     type='OmniSegNet',
