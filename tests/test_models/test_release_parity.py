@@ -377,14 +377,15 @@ def test_omni_prompt_is_two_passes_ored(release_model, inputs, dims):
 
 
 def test_each_release_switch_alone_moves_the_answer(release_model, inputs, dims):
-    """Every forward-pass behaviour is needed: turning any one back to ours breaks parity."""
+    """Every forward-pass behaviour is needed: turning any one to its other value breaks parity."""
     from omniris_mm.models import RELEASE_BEHAVIOURS
 
     model, _, official = release_model
     golden = {c: _load(f'{c}.pt') for c in ('text', 'visual_mask')}
     base_cfg = reduced_release_cfg(dims, model.text_encoder.tokenizer.name_or_path)
-    # Our value of each forward-pass switch; the prompt-type embeddings are converted to zeros,
-    # which add nothing: with them the answer stays the release's.
+    # The other value of each forward-pass switch (ours, or ours before measurement chose the
+    # release's, as for grid_prior); the prompt-type embeddings are converted to zeros, which add
+    # nothing: with them the answer stays the release's.
     ours = {
         'stage_out': 'fused',
         'pad_to_max_tokens': False,

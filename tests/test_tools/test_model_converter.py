@@ -144,7 +144,6 @@ def test_our_config_gets_neutral_type_embeddings_and_names_what_differs(converte
         'prompt_encoder.prompt_region',
         'prompt_encoder.downscale_relu',
         'prompt_encoder.norm_eps',
-        'head.grid_prior',
         'head.minimap_merge',
         'head.prompt_attn',
         'head.mask_prompt_padding',

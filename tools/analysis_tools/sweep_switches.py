@@ -43,7 +43,8 @@ VARIANTS = {
     'minimap_logits': {'model.head.minimap_merge': 'logits'},  # 2
     'nearest': {'model.prompt_encoder.prompt_region': 'nearest'},  # 3
     'relu_eps': {'model.prompt_encoder.downscale_relu': True, 'model.prompt_encoder.norm_eps': 1e-6},  # 4
-    'no_grid_prior': {'model.head.grid_prior': False},  # 5
+    # 5: ours now has the release's value (no grid prior); this variant measures the prior we had.
+    'grid_prior': {'model.head.grid_prior': True},  # 5
     'gated': {'model.head.prompt_attn': 'gated'},  # 6
     'no_type_embed': {'model.prompt_type_embed': False},  # 7
     'pad_tokens': {'model.text_encoder.pad_to_max_tokens': True, 'model.head.mask_prompt_padding': False},  # 8
