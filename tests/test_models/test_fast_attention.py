@@ -8,12 +8,22 @@ from mmcv.ops import MultiScaleDeformableAttention
 from mmdet.models.backbones.swin import ShiftWindowMSA, WindowMSA
 from model_utils import build_model
 
-from omniris_mm.models.layers.fast_attention import GatherMSDeformAttn, SDPAWindowMSA, swap_modules
+from omniris_mm.models.layers.fast_attention import (
+    GatherMSDeformAttn,
+    SDPAShiftWindowMSA,
+    SDPAWindowMSA,
+    swap_modules,
+)
 
 FAST = {
     'model.backbone.window_attn': 'sdpa',
     'model.head.deform_attn': 'gather',
     'model.prompt_encoder.deform_attn': 'gather',
+}
+ORIGINAL = {
+    'model.backbone.window_attn': 'mmdet',
+    'model.head.deform_attn': 'mmcv',
+    'model.prompt_encoder.deform_attn': 'mmcv',
 }
 
 
@@ -57,12 +67,16 @@ def test_gather_deform_attn_equals_mmcv_forward_and_backward(ref_dims):
 
 
 def test_sdpa_window_attention_equals_mmdet_with_and_without_shift():
+    """Padding included: the fast form projects only the real tokens and gives the padding
+    the projection of zero, which must equal mmdet's projection of the zero-padded map."""
     torch.manual_seed(0)
     for shift in (0, 3):
         ref = ShiftWindowMSA(32, 4, window_size=6, shift_size=shift)
         torch.nn.init.normal_(ref.w_msa.relative_position_bias_table, std=1.0)
+        torch.nn.init.normal_(ref.w_msa.qkv.bias, std=1.0)  # the padding's keys and values matter
         fast = swap_modules(copy.deepcopy(ref), window_attn='sdpa')
-        assert type(fast.w_msa) is SDPAWindowMSA
+        assert type(fast) is SDPAShiftWindowMSA and type(fast.w_msa) is SDPAWindowMSA
+        assert fast.state_dict().keys() == ref.state_dict().keys()
         x = torch.randn(2, 15 * 20, 32, requires_grad=True)  # padded to 18 x 24: 12 windows
         outs, grads = [], []
         for m in (ref, fast):
@@ -74,18 +88,24 @@ def test_sdpa_window_attention_equals_mmdet_with_and_without_shift():
         assert rel_l2(outs[1], outs[0]) < 1e-5
         for got, want in zip(grads[1], grads[0]):
             assert rel_l2(got, want) < 1e-4
+    # The module alone too (a WindowMSA built outside a ShiftWindowMSA).
+    alone = swap_modules(copy.deepcopy(ref.w_msa), window_attn='sdpa')
+    windows = torch.randn(6, 36, 32)
+    assert rel_l2(alone(windows), ref.w_msa(windows)) < 1e-5
     back = swap_modules(fast, window_attn='mmdet')
-    assert type(back.w_msa) is WindowMSA
+    assert type(back) is ShiftWindowMSA and type(back.w_msa) is WindowMSA
     with pytest.raises(ValueError, match='window_attn'):
         swap_modules(back, window_attn='flash')
 
 
 def test_fast_path_answers_equal_the_reference_on_the_tiny_model(omnishapes):
-    """Every model output of the tiny config with both fast forms, within 1e-4 of the originals."""
+    """Every model output of the tiny config with both fast forms, within 1e-4 of the originals
+    (mmdet's / mmcv's modules)."""
     from model_utils import Samples
 
     samples = Samples(omnishapes)
-    ref = build_model(seed=0).eval()
+    ref = build_model(seed=0, options=ORIGINAL).eval()
+    assert not any(type(m) in (GatherMSDeformAttn, SDPAShiftWindowMSA, SDPAWindowMSA) for m in ref.modules())
     fast = build_model(seed=0, options=FAST).eval()
     assert any(isinstance(m, GatherMSDeformAttn) for m in fast.head.modules())
     assert any(isinstance(m, GatherMSDeformAttn) for m in fast.prompt_encoder.modules())
@@ -99,3 +119,15 @@ def test_fast_path_answers_equal_the_reference_on_the_tiny_model(omnishapes):
     for key, value in want.items():
         if torch.is_tensor(value) and value.is_floating_point():
             assert rel_l2(got[key], value) < 1e-4, key
+
+
+def test_our_configs_use_the_fast_forms():
+    """configs/_base_/models/omnisegnet_swinb.py (and the configs that inherit it) build the fast forms."""
+    from mmengine.config import Config
+
+    for path in ('configs/omnisegnet_swinb.py', 'configs/omnisegnet/omnisegnet_swinb_release.py'):
+        model = Config.fromfile(path).model
+        assert model.backbone.window_attn == 'sdpa', path
+        assert model.head.deform_attn == model.prompt_encoder.deform_attn == 'gather', path
+    kinds = {type(m) for m in build_model(seed=0).modules()}
+    assert {GatherMSDeformAttn, SDPAShiftWindowMSA, SDPAWindowMSA} <= kinds

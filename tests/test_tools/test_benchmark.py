@@ -28,9 +28,17 @@ def test_fast_option_sets_every_fast_form():
     from benchmark import FAST
     from model_utils import build_model
 
-    from omniris_mm.models.layers.fast_attention import GatherMSDeformAttn, SDPAWindowMSA
+    from omniris_mm.models.layers.fast_attention import GatherMSDeformAttn, SDPAShiftWindowMSA, SDPAWindowMSA
 
     options = {f'model.{part}.{k}': v for part, opts in FAST.items() for k, v in opts.items()}
     model = build_model(seed=0, options=options)
     kinds = {type(m) for m in model.modules()}
-    assert {GatherMSDeformAttn, SDPAWindowMSA} <= kinds
+    assert {GatherMSDeformAttn, SDPAShiftWindowMSA, SDPAWindowMSA} <= kinds
+
+
+def test_train_step_cases_come_once_per_batch_size():
+    from benchmark import expand_cases, train_batch_size
+
+    cases = expand_cases(['m2f', 'text-fast', 'train-step', 'train-step-fast'], [1, 4])
+    assert cases == ['m2f', 'text-fast', 'train-step@b1', 'train-step@b4', 'train-step-fast@b1', 'train-step-fast@b4']
+    assert [train_batch_size(c) for c in cases[2:]] == [1, 4, 1, 4]

