@@ -45,10 +45,12 @@ def test_train_step_cases_come_once_per_batch_size():
 
 
 def test_case_names_split_into_case_and_variant():
-    from benchmark import CASES, split_variant
+    from benchmark import CASES, split_variant, with_variant
 
     assert split_variant('text-fast') == ('text', '-fast')
     assert split_variant('visual-cached-compiled') == ('visual-cached', '-compiled')
     assert split_variant('train-step-bf16@b4') == ('train-step@b4', '-bf16')
     assert split_variant('text+visual') == ('text+visual', '')
+    assert with_variant('train-step@b4', '-bf16') == 'train-step-bf16@b4'
+    assert with_variant('visual-cached', '-compiled') == 'visual-cached-compiled'
     assert 'train-step-compiled' not in CASES and 'text+visual-compiled' in CASES

@@ -78,8 +78,6 @@ def build_omnisegnet(
         cfg.merge_from_dict({f'model.{part}.{k}': v for part, opts in forms.items() for k, v in opts.items()})
     if compile_modules:
         cfg.model.compile_modules = compile_modules
-    if compile_modules:
-        cfg.model.compile_modules = compile_modules
     cfg.model.backbone.init_cfg = None
     cfg.model.text_encoder.update(tokenizer=tokenizer, pretrained=False)
     return MODELS.build(cfg.model)
@@ -129,6 +127,12 @@ def split_variant(case):
         if name.endswith(suffix):
             return name.removesuffix(suffix) + at + batch, suffix
     return case, ''
+
+
+def with_variant(case, suffix):
+    """The inverse of :func:`split_variant`: (``train-step@b2``, ``-fast``) -> ``train-step-fast@b2``."""
+    name, at, batch = case.partition('@')
+    return name + suffix + at + batch
 
 
 def train_batch_size(case):
@@ -390,7 +394,7 @@ def main():
             ratios[f'visual-cached{suffix}/text{suffix}'] = ratio(f'visual-cached{suffix}', f'text{suffix}')
     for case in expand_cases(BASE_CASES, args.train_batch_sizes):
         for suffix in VARIANT_SUFFIXES:
-            variant = case.replace('train-step', f'train-step{suffix}') if case.startswith('train') else case + suffix
+            variant = with_variant(case, suffix)
             if case in results and variant in results:
                 ratios[f'{variant}/{case}'] = ratio(variant, case)
     # Issue 12's targets.
@@ -409,10 +413,11 @@ def main():
         verdict = '' if target is None else f'  (target <= {target:.2f}: {"met" if value <= target else "MISSED"})'
         print(f'{key:<28} {value:5.2f}x{verdict}')
     for case, seconds in first.items():
-        if split_variant(case)[1] == '-compiled':
+        base, variant = split_variant(case)
+        if variant == '-compiled':
             later = results[case]['median']
             line = f'{case:<20} first call {seconds:6.1f} s (compilation included), later calls {later:.2f} s'
-            eager = results.get(split_variant(case)[0])
+            eager = results.get(base)
             if eager and eager['median'] > later:
                 line += f'; pays for itself after {seconds / (eager["median"] - later):.0f} images'
             print(line)
@@ -424,7 +429,7 @@ def main():
             f'mask answer agrees on {100 * c["mask_agreement"]:.3f} % of pixels'
         )
     # The training step's targets (issue 12, batch 2 on this CPU): seconds and peak memory.
-    for case in ('train-step@b2', *(f'train-step{v}@b2' for v in VARIANT_SUFFIXES)):
+    for case in ('train-step@b2', *(with_variant('train-step@b2', v) for v in VARIANT_SUFFIXES)):
         if case in results:
             r = results[case]
             for what, value, target in (('s', r['median'], 20.0), ('GB peak', r['peak_rss_gb'], 9.0)):
@@ -447,8 +452,14 @@ def main():
     if args.out:
         with open(args.out, 'w') as f:
             json.dump(
-                dict(results=results, ratios=ratios, changes=changes, first_call=first, size=args.size)
-                | dict(threads=args.threads),
+                dict(
+                    results=results,
+                    ratios=ratios,
+                    changes=changes,
+                    first_call=first,
+                    size=args.size,
+                    threads=args.threads,
+                ),
                 f,
                 indent=1,
             )
