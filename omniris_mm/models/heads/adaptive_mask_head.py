@@ -4,6 +4,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmdet.models.layers import MLP, SinePositionalEncoding
+from mmdet.models.layers.matrix_nms import mask_matrix_nms
 from mmdet.registry import MODELS
 from mmdet.utils import ConfigType, OptConfigType
 from mmengine.model import BaseModule, ModuleList
@@ -13,7 +14,14 @@ from ..layers.fast_attention import swap_modules
 from .referring_decoder import ReferringDecoderLayer
 
 TEST_CFG_DEFAULTS = dict(
-    no_target_thr=0.5, instance_thr=0.5, mask_thr=0.5, empty_on_no_target=True, pred_size='original'
+    no_target_thr=0.5,
+    instance_thr=0.5,
+    mask_thr=0.5,
+    empty_on_no_target=True,
+    pred_size='original',
+    instance_in_union=True,
+    instance_min_inside=0.5,
+    instance_nms=dict(kernel='gaussian', sigma=2.0),
 )
 
 
@@ -95,7 +103,14 @@ class AdaptiveMaskHead(BaseModule):
             target, keep both),
             ``pred_size`` (``'original'``: masks at the original image size;
             ``'input'``: at the size the network saw, with no round trip through
-            the original size, which the published 480 x 480 protocol scores).
+            the original size, which the published 480 x 480 protocol scores),
+            ``instance_in_union`` (cut each instance mask to the union answer and drop
+            an instance that keeps less than ``instance_min_inside`` of its pixels
+            there: the instances then partition what the union mask answers, and a
+            stray outside it goes), ``instance_nms`` (None, or the keyword arguments
+            of mmdet's ``mask_matrix_nms``: a duplicate's score decays by its overlap
+            with a better-scored instance, and the decayed scores are thresholded at
+            ``instance_thr`` again).
     """
 
     def __init__(
@@ -286,17 +301,30 @@ class AdaptiveMaskHead(BaseModule):
                 scores = outputs['nt_logits'].new_zeros(0)
                 inst_embed = outputs['mask_features'].new_zeros((0, outputs['mask_features'].shape[1]))
             inst = torch.einsum('qc,chw->qhw', inst_embed, outputs['mask_features'][i])
-            masks = self._to_image(inst[None], meta, rescale)[0].sigmoid()
+            masks = self._to_image(inst[None], meta, rescale)[0].sigmoid() > cfg['mask_thr']
+            masks, scores = self.clean_instances(masks, scores, sem_seg[0].bool(), cfg)
             results.append(
-                dict(
-                    sem_seg=sem_seg,
-                    no_target=no_target,
-                    no_target_score=float(nt_score),
-                    masks=masks > cfg['mask_thr'],
-                    scores=scores,
-                )
+                dict(sem_seg=sem_seg, no_target=no_target, no_target_score=float(nt_score), masks=masks, scores=scores)
             )
         return results
+
+    @staticmethod
+    def clean_instances(masks: Tensor, scores: Tensor, union: Tensor, cfg: dict) -> Tuple[Tensor, Tensor]:
+        """The kept instances (k, H, W) bool with their scores (k,) after ``test_cfg``'s
+        ``instance_in_union`` and ``instance_nms``, ordered by score."""
+        if cfg['instance_in_union'] and len(masks):
+            area = masks.flatten(1).sum(1)
+            masks = masks & union
+            inside = masks.flatten(1).sum(1)
+            keep = (inside > 0) & (inside >= cfg['instance_min_inside'] * area)
+            masks, scores = masks[keep], scores[keep]
+        if cfg['instance_nms'] is not None and len(masks):
+            scores, _, masks, _ = mask_matrix_nms(
+                masks, scores.new_zeros(len(scores), dtype=torch.long), scores, **cfg['instance_nms']
+            )
+            keep = scores > cfg['instance_thr']
+            masks, scores = masks[keep], scores[keep]
+        return masks, scores
 
     @staticmethod
     def _to_image(maps: Tensor, meta: dict, rescale: bool) -> Tensor:
