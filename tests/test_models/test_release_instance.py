@@ -47,6 +47,9 @@ def test_instance_branch_trained_on_the_frozen_release_weights(omnishapes, tmp_p
     torch.manual_seed(0)
     model = MODELS.build(cfg)
     model.init_weights()
+    # The union answer of these random frozen weights is not the objects', so the test-time clean-up
+    # that cuts the instances to it is off here: this test is about the instance branch itself.
+    model.head.test_cfg.update(instance_in_union=False, instance_nms=None)
     result = model.load_state_dict(state_dict, strict=False)
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert set(result.missing_keys) == trainable == set(report.not_in_release)

@@ -266,8 +266,16 @@ def test_a_no_target_answer_clears_mask_and_instances_only_when_asked(omnishapes
     from model_utils import Samples
 
     samples = Samples(omnishapes)
-    # no_target_thr below 0: every answer is "no target"; instance_thr 0.2: some queries pass.
-    test_cfg = dict(pred_size='input', no_target_thr=-1.0, instance_thr=0.2, empty_on_no_target=empty)
+    # no_target_thr below 0: every answer is "no target"; instance_thr 0.2: some queries pass;
+    # no clean-up (tested in test_instance_cleanup.py), so that every query passing is kept.
+    test_cfg = dict(
+        pred_size='input',
+        no_target_thr=-1.0,
+        instance_thr=0.2,
+        empty_on_no_target=empty,
+        instance_in_union=False,
+        instance_nms=None,
+    )
     model = build_model(head=dict(test_cfg=test_cfg)).eval()
     data = model.data_preprocessor(samples.batch(samples.pack('text')), False)
     sample = data['data_samples'][0]
