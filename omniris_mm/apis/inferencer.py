@@ -15,7 +15,7 @@ from mmengine.dataset import pseudo_collate
 from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
 
-from ..datasets.transforms.prompts import box_prompt
+from ..datasets.transforms.prompts import box_prompt, click_prompts
 
 ImageType = Union[str, np.ndarray]
 PROMPT_KINDS = ('mask', 'box', 'scribble')
@@ -38,7 +38,14 @@ class OmniRISInferencer:
     ``image`` (the reference, path or BGR array) and exactly one of ``mask`` (an (H, W)
     array of the reference's size), ``box`` (``x1, y1, x2, y2`` in its pixels) or
     ``scribble`` (an (H, W) array of the strokes). A list of such dicts (keys
-    ``image``, ``text``, ``visual_prompts``) is a batch.
+    ``image``, ``text``, ``visual_prompts`` and those below) is a batch.
+
+    Prompts on the target image itself mean that one object: ``points`` (clicks
+    ``(x, y, 1)`` positive or ``(x, y, 0)`` negative, in the target's pixels; the
+    negative ones form a ``neg_click`` prompt of their own), ``target_box``
+    (``x1, y1, x2, y2``) and ``target_scribble`` (an (H, W) array of the target's
+    size). They combine with a text and references in one pass. :meth:`refine`
+    adds a click to a previous answer's prompts (the interactive loop).
 
     The visual tokens of each reference (image + prompt) are computed once and kept
     (``cache_references``): a reference that serves many targets, as in few-shot use,
@@ -46,7 +53,8 @@ class OmniRISInferencer:
 
     Each answer is a dict: ``union_mask`` (H, W) bool at the target's size,
     ``masks`` (k, H, W) bool and ``scores`` (k,) of the instances (none when no
-    target), ``no_target`` and ``no_target_score``.
+    target), ``no_target`` and ``no_target_score``, and ``inputs``: the prompts it
+    answers (for :meth:`refine`).
 
     Args:
         model (str | Config): Config file or object (``model`` and a test pipeline
@@ -74,6 +82,10 @@ class OmniRISInferencer:
             self.model.init_weights()
         self.device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
         self.model.to(self.device).eval()
+        synth = self._find_step(self.cfg, 'SynthesizePromptMaps') or {}
+        # Clicks are drawn as in training: disks of click_radius at base_size, scaled with the image.
+        self.click_radius = float(synth.get('click_radius', 5.0))
+        self.base_size = int(synth.get('base_size', 480))
         self.pipeline = Compose(
             [
                 dict(self._test_resize(self.cfg)),
@@ -89,13 +101,20 @@ class OmniRISInferencer:
         self._visualizer = None
 
     @staticmethod
-    def _test_resize(cfg: Config) -> dict:
+    def _find_step(cfg: Config, kind: str) -> Optional[dict]:
         pipelines = [cfg.get('test_pipeline')] + [cfg.get('test_dataloader', {}).get('dataset', {}).get('pipeline')]
         for pipeline in pipelines:
             for step in pipeline or []:
-                if step.get('type') == 'OmniResize':
+                if step.get('type') == kind:
                     return step
-        raise ValueError('the config has no OmniResize in its test pipeline: the input size is unknown')
+        return None
+
+    @classmethod
+    def _test_resize(cls, cfg: Config) -> dict:
+        step = cls._find_step(cfg, 'OmniResize')
+        if step is None:
+            raise ValueError('the config has no OmniResize in its test pipeline: the input size is unknown')
+        return step
 
     # -- inputs ---------------------------------------------------------------------
     @staticmethod
@@ -137,15 +156,47 @@ class OmniRISInferencer:
         return dict(img=img, img_shape=(h, w), ori_shape=(h, w), ref_mask=prompt_map.copy(), prompt_map=prompt_map,
                     prompt_type=kind, cache_key=key)  # fmt: skip
 
+    def _target_prompts(self, item: dict, img: np.ndarray, where: str) -> List[dict]:
+        """The prompts drawn on the target itself (see the class docstring), as references that
+        are the target image."""
+        h, w = img.shape[:2]
+        maps = []
+        if item.get('points') is not None:
+            radius = self.click_radius * np.sqrt(h * w) / self.base_size
+            try:
+                maps += [(kind, m) for kind, m, _ in click_prompts(item['points'], (h, w), radius)]
+            except ValueError as err:
+                raise ValueError(f'{where}: points: {err}') from None
+        for kind, key in (('box', 'target_box'), ('scribble', 'target_scribble')):
+            if item.get(key) is not None:
+                prompt = self._prompt(dict(image=img, **{kind: item[key]}), f'{where} {key}')
+                maps.append((key, prompt['prompt_map']))
+        prompts = []
+        for kind, prompt_map in maps:
+            prompts.append(
+                dict(
+                    img=img,
+                    img_shape=(h, w),
+                    ori_shape=(h, w),
+                    ref_mask=prompt_map.copy(),
+                    prompt_map=prompt_map,
+                    prompt_type=kind,
+                    on_target=True,
+                    cache_key=_digest(img, kind, prompt_map),
+                )  # fmt: skip
+            )
+        return prompts
+
     def _sample(self, item: dict, index: int) -> dict:
         where = f'input {index}'
         img = self._read(item['image'], where)
         prompts = [
             self._prompt(p, f'{where} visual prompt {j}') for j, p in enumerate(item.get('visual_prompts') or [])
         ]
+        prompts += self._target_prompts(item, img, where)
         text = item.get('text') or None
         if text is None and not prompts:
-            raise ValueError(f'{where}: give a text and/or visual prompts')
+            raise ValueError(f'{where}: give a text, visual prompts and/or prompts on the target')
         h, w = img.shape[:2]
         results = dict(
             img=img,
@@ -165,16 +216,29 @@ class OmniRISInferencer:
         visual_prompts: Sequence[dict] = (),
         batch_size: int = 1,
         out_dir: Optional[str] = None,
+        points: Optional[Sequence[Sequence[float]]] = None,
+        target_box: Optional[Sequence[float]] = None,
+        target_scribble: Optional[np.ndarray] = None,
     ) -> Union[dict, List[dict]]:
         single = not isinstance(image, (list, tuple))
-        items = [dict(image=image, text=text, visual_prompts=visual_prompts)] if single else list(image)
+        on_target = dict(points=points, target_box=target_box, target_scribble=target_scribble)
+        items = [dict(image=image, text=text, visual_prompts=visual_prompts, **on_target)] if single else list(image)
         answers = []
         for start in range(0, len(items), batch_size):
             batch = [self._sample(item, start + i) for i, item in enumerate(items[start : start + batch_size])]
             answers += self._run([b[0] for b in batch], [b[1] for b in batch])
+        for item, answer in zip(items, answers):
+            answer['inputs'] = dict(item)
         if out_dir:
             self.save_pictures(items, answers, out_dir)
         return answers[0] if single else answers
+
+    def refine(self, answer: dict, click: Sequence[float], out_dir: Optional[str] = None) -> dict:
+        """The interactive loop: the prompts of ``answer`` plus one more click ``(x, y, 1 or 0)``
+        on the target (positive or negative), answered again."""
+        item = dict(answer['inputs'])
+        item['points'] = [tuple(p) for p in item.get('points') or []] + [tuple(click)]
+        return self(**item, out_dir=out_dir)
 
     @torch.no_grad()
     def _run(self, packed: List[dict], keys: List[List[str]]) -> List[dict]:

@@ -1,4 +1,5 @@
 from .base_omni import BaseOmniDataset, OmniDatasetMixin
+from .coco_target import CocoTargetPromptDataset
 from .coco_visual import CocoVisualPromptDataset
 from .collate import omni_collate
 from .grefcoco import GRefCocoDataset
@@ -13,6 +14,7 @@ from .utils import SKIPPED_KEY, OmniDataError
 __all__ = [
     'BaseOmniDataset',
     'OmniDatasetMixin',
+    'CocoTargetPromptDataset',
     'CocoVisualPromptDataset',
     'GRefCocoDataset',
     'OmniRefDataset',

@@ -72,6 +72,8 @@ class OmniDatasetMixin:
     """
 
     METAINFO = dict(classes=('object',))
+    # The values ``prompt_type`` may fix (a dataset of prompts on the target has its own).
+    PROMPT_TYPE_CHOICES = VISUAL_PROMPT_TYPES
 
     def __init__(
         self,
@@ -88,8 +90,8 @@ class OmniDatasetMixin:
             raise ValueError(f"crowd must be 'ignore' or 'target', got {crowd!r}")
         self.crowd = crowd
         self.crowd_only: List[str] = []
-        if prompt_type is not None and prompt_type not in VISUAL_PROMPT_TYPES:
-            raise ValueError(f'prompt_type must be one of {VISUAL_PROMPT_TYPES} or None, got {prompt_type!r}')
+        if prompt_type is not None and prompt_type not in self.PROMPT_TYPE_CHOICES:
+            raise ValueError(f'prompt_type must be one of {self.PROMPT_TYPE_CHOICES} or None, got {prompt_type!r}')
         self.on_invalid = on_invalid
         self.pairing_seed = pairing_seed
         self.prompt_type = prompt_type

@@ -15,6 +15,9 @@ IGNORE_INDEX = 255
 # omni_collate carries the messages in the batch, where the metrics count them.
 SKIPPED_KEY = 'omni_skipped'
 VISUAL_PROMPT_TYPES = ('mask', 'box', 'scribble')
+# Prompts drawn on the target image itself, meaning that one instance: positive clicks, negative
+# clicks (a prompt of their own), a box, a scribble.
+TARGET_PROMPT_TYPES = ('click', 'neg_click', 'target_box', 'target_scribble')
 
 
 class OmniDataError(ValueError):

@@ -6,12 +6,14 @@ from .checkpoint import (
     unsafe_globals,
     verify_hash_prefix,
 )
+from .interactive import InteractiveTestLoop
 from .loops import OmniTestLoop, OmniValLoop
 from .optimizers import GuardedAmpOptimWrapper, GuardedOptimWrapper
 
 __all__ = [
     'GuardedOptimWrapper',
     'GuardedAmpOptimWrapper',
+    'InteractiveTestLoop',
     'OmniTestLoop',
     'OmniValLoop',
     'SAFE_GLOBALS',

@@ -1,6 +1,7 @@
 import os.path as osp
 from typing import List, Optional, Tuple
 
+import cv2
 import mmcv
 import numpy as np
 import torch
@@ -8,7 +9,10 @@ from mmdet.registry import VISUALIZERS
 from mmdet.visualization import DetLocalVisualizer
 from mmengine.dist import master_only
 
+from ..datasets.utils import TARGET_PROMPT_TYPES
+
 PROMPT_COLOR = (255, 160, 0)  # references: the prompt region
+CLICK_COLORS = {'click': (0, 200, 0), 'neg_click': (230, 0, 0)}  # clicks on the target: positive, negative
 TARGET_COLORS = [(220, 20, 60), (0, 130, 200), (60, 180, 75), (145, 30, 180), (245, 130, 48), (70, 240, 240)]
 GT_COLOR = (255, 255, 255)
 
@@ -21,7 +25,9 @@ def _rgb(img: torch.Tensor) -> np.ndarray:
 @VISUALIZERS.register_module()
 class OmniRISVisualizer(DetLocalVisualizer):
     """Pictures of omni-referring samples: every reference image with its prompt
-    (mask filled, box outlined, scribble drawn as it was given), then the target image
+    (mask filled, box outlined, scribble drawn as it was given), the prompts drawn on
+    the target itself on one panel of it (clicks as dots, green positive and red
+    negative; box and scribble as on a reference), then the target image
     with the predicted instance masks (one colour each, with scores) or, when there
     are none, the predicted union mask, the prompt text as a caption and a clear
     ``NO TARGET`` mark when the model says nothing is referred. With ``draw_gt`` the
@@ -39,7 +45,10 @@ class OmniRISVisualizer(DetLocalVisualizer):
         super().__init__(name=name, alpha=alpha, **kwargs)
         self.panel_height = panel_height
 
-    def _panel(self, image: np.ndarray, masks: List[Tuple[np.ndarray, tuple]], title: str, outline=None) -> np.ndarray:
+    def _panel(
+        self, image: np.ndarray, masks: List[Tuple[np.ndarray, tuple]], title: str, outline=None, points=()
+    ) -> np.ndarray:
+        """``points``: ``(x, y, color)`` dots in ``image``'s pixels (clicks)."""
         scale = self.panel_height / image.shape[0]
         size = (max(1, round(image.shape[1] * scale)), self.panel_height)
         self.set_image(mmcv.imresize(image, size))
@@ -47,6 +56,10 @@ class OmniRISVisualizer(DetLocalVisualizer):
             mask = mmcv.imresize(mask.astype(np.uint8), size, interpolation='nearest').astype(bool)
             if mask.any():
                 self.draw_binary_masks(mask[None], colors=[color], alphas=self.alpha)
+        for x, y, color in points:
+            sx, sy = size[0] / image.shape[1], size[1] / image.shape[0]
+            self.draw_circles(np.array([(x + 0.5) * sx, (y + 0.5) * sy]), np.array([6.0]), edge_colors='white',
+                              face_colors=[color], line_widths=1.5, alpha=1.0)  # fmt: skip
         if outline is not None:
             edge = mmcv.imresize(outline.astype(np.uint8), size, interpolation='nearest')
             edge = edge.astype(bool) & ~_eroded(edge.astype(bool))
@@ -61,11 +74,25 @@ class OmniRISVisualizer(DetLocalVisualizer):
         """The picture as an (H, W, 3) RGB array; ``image`` is the target image, RGB."""
         panels = []
         types = [t for t in data_sample.metainfo.get('prompt_types', []) if t != 'text']
+        metas = data_sample.metainfo.get('ref_metas') or []
+        on_target = None  # (image, masks, points, kinds) of the prompts drawn on the target itself
         for i, (ref, prompt) in enumerate(zip(data_sample.get('ref_imgs', []), data_sample.get('prompt_maps', []))):
             kind = types[i] if i < len(types) else 'visual'
-            panels.append(
-                self._panel(_rgb(ref), [(prompt[0].cpu().numpy() > 0, PROMPT_COLOR)], f'reference {i + 1}: {kind}')
-            )
+            prompt = prompt[0].cpu().numpy() > 0
+            if not (kind in TARGET_PROMPT_TYPES or (i < len(metas) and metas[i].get('on_target'))):
+                panels.append(self._panel(_rgb(ref), [(prompt, PROMPT_COLOR)], f'reference {i + 1}: {kind}'))
+                continue
+            if on_target is None:
+                on_target = (_rgb(ref), [], [], [])
+            on_target[3].append(kind)
+            if kind in CLICK_COLORS:
+                on_target[2].extend((x, y, CLICK_COLORS[kind]) for x, y in _click_centres(prompt))
+            else:
+                on_target[1].append((prompt, PROMPT_COLOR))
+        if on_target is not None:
+            image_t, masks_t, points_t, kinds = on_target
+            title = 'on the target: ' + ', '.join(dict.fromkeys(kinds))
+            panels.append(self._panel(image_t, masks_t, title, points=points_t))
         masks, title = [], 'prediction'
         if 'pred_instances' in data_sample and len(data_sample.pred_instances):
             inst = data_sample.pred_instances
@@ -127,6 +154,12 @@ class OmniRISVisualizer(DetLocalVisualizer):
             mmcv.imwrite(picture[..., ::-1], out_file)
         else:
             self.add_image(name, picture, step)
+
+
+def _click_centres(prompt_map: np.ndarray) -> List[Tuple[float, float]]:
+    """The centre of each disk of a click map (its connected components)."""
+    _, _, _, centroids = cv2.connectedComponentsWithStats(prompt_map.astype(np.uint8), connectivity=8)
+    return [(float(x), float(y)) for x, y in centroids[1:]]
 
 
 def _eroded(mask: np.ndarray) -> np.ndarray:

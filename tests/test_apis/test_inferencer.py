@@ -89,7 +89,7 @@ def test_bad_prompts_are_named(inferencer, images):
         inferencer(images[0], visual_prompts=[dict(image=images[1], mask=np.ones((3, 3)))])
     with pytest.raises(ValueError, match='selects no pixel'):
         inferencer(images[0], visual_prompts=[dict(image=images[1], mask=np.zeros_like(mask['mask']))])
-    with pytest.raises(ValueError, match='give a text and/or visual prompts'):
+    with pytest.raises(ValueError, match='give a text, visual prompts and/or prompts on the target'):
         inferencer(images[0])
     with pytest.raises(FileNotFoundError, match='input 0: cannot read'):
         inferencer('/nonexistent.jpg', text='x')
@@ -134,3 +134,42 @@ def test_a_no_target_answer_is_empty(inferencer, images):
     assert out['no_target'] is True and out['union_mask'].shape == (h, w) and not out['union_mask'].any()
     assert len(out['masks']) == len(out['scores']) == 0
     assert inferencer(images[0], text='the red circle')['no_target_score'] == out['no_target_score']
+
+
+def test_prompts_on_the_target_clicks_box_scribble_and_the_refinement_loop(inferencer, images):
+    target = images[0]
+    img = mmcv.imread(target)
+    h, w = img.shape[:2]
+    scribble = np.zeros((h, w), np.uint8)
+    scribble[h // 2, w // 4 : w // 2] = 1
+    answer = inferencer(
+        target, text='the red circle', points=[(w // 3, h // 3, 1), (5, 5, 0)], target_box=(2, 3, 40, 30)
+    )
+    sample = answer['data_sample']
+    assert sample.prompt_types == ['text', 'click', 'neg_click', 'target_box']
+    assert answer['union_mask'].shape == (h, w)
+    # Each prompt on the target is the target image as a reference, its map drawn on it.
+    scale = sample.img_shape
+    for ref in sample.ref_imgs[:3]:
+        np.testing.assert_array_equal(ref.permute(1, 2, 0).numpy(), mmcv.imresize(img, scale[::-1]))
+    sy, sx = scale[0] / h, scale[1] / w
+    pos_map, neg_map = (m[0].numpy() for m in sample.prompt_maps[:2])
+    for click_map, (x, y) in ((pos_map, (w // 3, h // 3)), (neg_map, (5, 5))):  # one disk each, at its click
+        ys, xs = np.nonzero(click_map)
+        assert abs(ys.mean() - (y + 0.5) * sy + 0.5) <= 1 and abs(xs.mean() - (x + 0.5) * sx + 0.5) <= 1
+    box_map = sample.prompt_maps[2][0].numpy()
+    ys, xs = np.nonzero(box_map)
+    assert abs(ys.min() - 3 * sy) <= 1 and abs(xs.max() + 1 - 40 * sx) <= 1
+    # The loop: the same prompts and one more click.
+    passes = inferencer.num_reference_passes
+    again = inferencer.refine(answer, (w // 2, h // 2, 0))
+    assert again['inputs']['points'] == [(w // 3, h // 3, 1), (5, 5, 0), (w // 2, h // 2, 0)]
+    assert again['data_sample'].prompt_types == sample.prompt_types
+    # the positive-click and box prompts are unchanged: cached; the negative clicks changed: one new pass.
+    assert inferencer.num_reference_passes == passes + 1
+    only = inferencer(target, target_scribble=scribble)
+    assert only['data_sample'].prompt_types == ['target_scribble']
+    with pytest.raises(ValueError, match='positive click'):
+        inferencer(target, points=[(3, 3, 0)])
+    with pytest.raises(ValueError, match='outside'):
+        inferencer(target, points=[(w + 3, 3, 1)])

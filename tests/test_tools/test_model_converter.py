@@ -9,6 +9,8 @@ import pytest
 import torch
 from conftest import REPO, load_tool
 
+from omniris_mm.models import PROMPT_TYPES
+
 KEYS_FILE = osp.join(osp.dirname(REPO), 'shared', 'docs', 'official_checkpoint_keys.txt')
 conv = load_tool('model_converters', 'omnisegnet_official_to_mmdet.py')
 
@@ -133,7 +135,7 @@ def test_our_config_gets_neutral_type_embeddings_and_names_what_differs(converte
     state_dict, report = converted_ours
     assert set(report.unmapped) == {LANG_WEIGHT}
     assert set(report.not_in_release) == NOT_IN_RELEASE
-    assert torch.equal(state_dict['prompt_type_embed.weight'], torch.zeros(4, 768))
+    assert torch.equal(state_dict['prompt_type_embed.weight'], torch.zeros(len(PROMPT_TYPES), 768))
     assert not any(k.startswith('head.instance_embed') or k.startswith('head.objectness') for k in state_dict)
     named = {line.split('=')[0] for line in report.differences}
     # Every forward-pass behaviour of the release that configs/omnisegnet_swinb.py changes.
@@ -172,7 +174,9 @@ def test_converted_weights_land_in_the_model_unchanged(model, converted_ours):
     for key, value in untouched.items():
         assert torch.equal(params[key], value), key
     mapped_params = sum(state_dict[k].numel() for k in params if k in state_dict)
-    assert mapped_params == MAPPED_PARAMS - 1 + 4 * 768  # no lang_weight; zero type embeddings
+    assert (
+        mapped_params == MAPPED_PARAMS - 1 + len(PROMPT_TYPES) * 768
+    )  # no lang_weight; zero type embeddings (one row per type)
     assert mapped_params + sum(params[k].numel() for k in instance) == sum(p.numel() for p in params.values())
 
 

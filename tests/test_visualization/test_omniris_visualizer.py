@@ -63,3 +63,27 @@ def test_no_target_is_marked():
     assert red.sum() > 100  # the red cross and label
     for color in TARGET_COLORS[:2]:
         assert not (np.abs(target.astype(int) - color).sum(-1) < 30).any()
+
+
+def test_prompts_on_the_target_share_one_panel_with_green_and_red_clicks():
+    from omniris_mm.visualization.omniris_visualizer import CLICK_COLORS
+
+    s = sample()
+    s.set_metainfo(dict(prompt_types=['text', 'box', 'click', 'neg_click', 'target_box']))
+    target_img = torch.full((3, 120, 160), 100, dtype=torch.uint8)
+    pos, neg, box = (torch.zeros(1, 120, 160, dtype=torch.uint8) for _ in range(3))
+    pos[:, 29:32, 39:42] = 1  # a click at (40, 30)
+    pos[:, 89:92, 119:122] = 1  # and one at (120, 90)
+    neg[:, 59:62, 79:82] = 1  # a negative click at (80, 60)
+    box[:, 35:55, 100:150] = 1
+    s.ref_imgs += [target_img] * 3
+    s.prompt_maps += [pos, neg, box]
+    image = np.full((120, 160, 3), 100, np.uint8)
+    picture = VISUALIZERS.build(dict(type='OmniRISVisualizer', name='t3', panel_height=120)).draw_sample(image, s)
+    # the reference (240) + one panel for the three prompts on the target (160) + the prediction (160)
+    assert picture.shape == (28 + 120, 240 + 160 + 160, 3)
+    panel = picture[28:, 240:400].astype(int)
+    for (x, y), kind in (((40, 30), 'click'), ((120, 90), 'click'), ((80, 60), 'neg_click')):
+        assert np.abs(panel[y - 1 : y + 2, x - 1 : x + 2] - CLICK_COLORS[kind]).max() <= 2, kind
+    assert tinted_towards(panel[38:52, 105:145].astype(np.uint8), PROMPT_COLOR, (100, 100, 100))
+    assert np.abs(panel[100:115, 10:30] - 100).max() <= 1  # elsewhere: untouched

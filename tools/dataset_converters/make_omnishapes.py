@@ -6,7 +6,9 @@ Images of red circles, green squares and blue triangles on a textured background
   - visual records (a category present in the image, or a no-target one with
     ``supp_image_id``/``supp_cat_ids``), their references coming from other images,
   - omni records (a text record plus a visual record of the same image),
-for train and test splits on disjoint images. Deterministic for a given seed.
+for train and test splits on disjoint images, and ``instances_train.json`` / ``instances_test.json``,
+plain COCO instance files of each split, for the prompts on the target itself (clicks, boxes,
+scribbles: ``CocoTargetPromptDataset``). Deterministic for a given seed.
 
 Each shape has its own colour, so that the tiny model of the quickstart learns to match a reference
 in minutes on a CPU. Measured with 2,000 iterations of the tiny config: with every shape in any of
@@ -212,6 +214,9 @@ def build(out_dir: str, num_train: int, num_test: int, seed: int) -> dict:
         for kind, records in (('text', text), ('visual', visual), ('omni', omni)):
             omniref[f'{kind}-{split}'] = records
             instances[f'{kind}-{split}'] = coco
+        # A plain COCO instance file per split: the prompts on the target (CocoTargetPromptDataset).
+        with open(osp.join(out_dir, f'instances_{split}.json'), 'w') as f:
+            json.dump(coco, f)
     for name, content in (('OmniRef.json', omniref), ('instances.json', instances), ('SuppImageAnns.json', supp)):
         with open(osp.join(out_dir, name), 'w') as f:
             json.dump(content, f)

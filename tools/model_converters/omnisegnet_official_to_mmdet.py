@@ -43,7 +43,7 @@ from mmengine.config import Config
 from torch import Tensor
 
 from omniris_mm.engine import load_checkpoint_file
-from omniris_mm.models import config_value, release_differences
+from omniris_mm.models import PROMPT_TYPES, config_value, release_differences
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 RELEASE_CONFIG = osp.join(REPO, 'configs', 'omnisegnet', 'omnisegnet_swinb_release.py')
@@ -349,9 +349,9 @@ def convert(
             report.num_buffer_elements += new_value.numel()
     if target.prompt_type_embed:
         dims = model_cfg['backbone'].get('prompt_dims', 768)
-        converted[PROMPT_TYPE_EMBED] = torch.zeros(4, dims)
+        converted[PROMPT_TYPE_EMBED] = torch.zeros(len(PROMPT_TYPES), dims)
         report.not_in_release[PROMPT_TYPE_EMBED] = (
-            'prompt-type embeddings (text, mask, box, scribble): written as zeros, so they add nothing '
+            f'prompt-type embeddings ({", ".join(PROMPT_TYPES)}): written as zeros, so they add nothing '
             'to the tokens (as the release, which has none)'
         )
     if target.instance_branch:

@@ -11,6 +11,8 @@ _REF_META_KEYS = (
     'ann_id',
     'category_id',
     'prompt_type',
+    'on_target',
+    'clicks',
     'ori_shape',
     'img_shape',
     'flip',

@@ -6,7 +6,8 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 from mmdet.registry import TRANSFORMS
 
-from ..utils import VISUAL_PROMPT_TYPES, OmniDataError
+from ..utils import TARGET_PROMPT_TYPES, VISUAL_PROMPT_TYPES, OmniDataError
+from .clicks import click_map, simulate_clicks
 
 
 def box_prompt(mask: np.ndarray) -> np.ndarray:
@@ -51,6 +52,41 @@ def scribble_prompt(
     return canvas & (mask > 0).astype(np.uint8)
 
 
+def jittered_box_prompt(mask: np.ndarray, rng: np.random.Generator, jitter: float) -> np.ndarray:
+    """:func:`box_prompt` with each edge moved by up to ``jitter`` of the box's side, in the image."""
+    ys, xs = np.nonzero(mask)
+    x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
+    dx0, dx1, dy0, dy1 = rng.uniform(-jitter, jitter, 4)
+    h, w = mask.shape
+    bw, bh = x1 - x0, y1 - y0
+    nx0 = int(np.clip(round(x0 + dx0 * bw), 0, w - 1))
+    nx1 = int(np.clip(round(x1 + dx1 * bw), nx0 + 1, w))
+    ny0 = int(np.clip(round(y0 + dy0 * bh), 0, h - 1))
+    ny1 = int(np.clip(round(y1 + dy1 * bh), ny0 + 1, h))
+    out = np.zeros_like(mask, dtype=np.uint8)
+    out[ny0:ny1, nx0:nx1] = 1
+    return out
+
+
+def click_prompts(clicks, shape: Tuple[int, int], radius: float) -> list:
+    """The prompts of clicks on the target: ``[('click', map, positive clicks)]`` and, if any
+    click is negative, ``('neg_click', map, negative clicks)`` after it; each map has a disk of
+    ``radius`` pixels per click. Clicks are ``(x, y, positive)``; one must be positive."""
+    clicks = [(int(round(float(x))), int(round(float(y))), bool(p)) for x, y, p in clicks]
+    pos = [c for c in clicks if c[2]]
+    neg = [c for c in clicks if not c[2]]
+    if not pos:
+        raise ValueError(f'clicks on the target need a positive click, got {clicks}')
+    h, w = shape
+    outside = [c for c in clicks if not (0 <= c[0] < w and 0 <= c[1] < h)]
+    if outside:
+        raise ValueError(f'clicks {outside} lie outside the {w}x{h} image')
+    out = [('click', click_map(pos, shape, radius), pos)]
+    if neg:
+        out.append(('neg_click', click_map(neg, shape, radius), neg))
+    return out
+
+
 @TRANSFORMS.register_module()
 class SynthesizePromptMaps(BaseTransform):
     """Turn each visual prompt's reference instance mask into its prompt map.
@@ -62,12 +98,34 @@ class SynthesizePromptMaps(BaseTransform):
     Place it after the geometric transforms so that brush widths are in output
     pixels (they are scaled to the map's size either way).
 
+    A prompt with ``on_target`` True is drawn on the target image itself and means
+    that one instance (``CocoTargetPromptDataset``). Its type, drawn with
+    ``target_prompt_probs`` unless fixed, is one of:
+
+    - ``click``: ``num_clicks`` clicks placed as interactive segmentation places them
+      (:func:`~.clicks.simulate_clicks`: the first inside the object far from its
+      border, the later ones at the centre of the largest error region of a stand-in
+      answer); the positive clicks are this prompt's map (disks of ``click_radius``),
+      the negative ones, if any, a second prompt of type ``neg_click`` inserted right
+      after it. Both keep their clicks as ``clicks`` ([x, y, positive], output pixels).
+      A prompt that comes with ``clicks`` (the inferencer's) keeps them.
+    - ``target_box``: the instance's box, each edge moved by up to ``box_jitter`` of the
+      box's side (a test config sets ``box_jitter=0``: the tight box).
+    - ``target_scribble``: a scribble inside the instance, as ``scribble``.
+
     Args:
         prompt_probs (dict): Relative probabilities of ``mask``, ``box`` and
             ``scribble``; types left out are never drawn.
         max_strokes (int): Most scribble strokes (SPEC: 20).
         brush_width (tuple): Scribble brush width range at ``base_size``.
-        base_size (int): Side length at which ``brush_width`` holds.
+        base_size (int): Side length at which ``brush_width`` and ``click_radius`` hold.
+        target_prompt_probs (dict): Relative probabilities of ``click``,
+            ``target_box`` and ``target_scribble`` for the prompts on the target.
+        num_clicks (tuple): Smallest and largest number of clicks (inclusive); a
+            test config fixes it, e.g. ``(1, 1)`` for mIoU after one click.
+        click_radius (float): Radius of a click's disk at ``base_size``.
+        box_jitter (float): Largest edge jitter of a ``target_box``, as a fraction of
+            the box's side.
     """
 
     def __init__(
@@ -76,21 +134,43 @@ class SynthesizePromptMaps(BaseTransform):
         max_strokes: int = 20,
         brush_width: Tuple[float, float] = (2.5, 10.0),
         base_size: int = 480,
+        target_prompt_probs: Dict[str, float] = dict(click=1.0, target_box=1.0, target_scribble=1.0),
+        num_clicks: Tuple[int, int] = (1, 5),
+        click_radius: float = 5.0,
+        box_jitter: float = 0.1,
     ):
-        unknown = set(prompt_probs) - set(VISUAL_PROMPT_TYPES)
-        if unknown or not prompt_probs or min(prompt_probs.values()) < 0 or sum(prompt_probs.values()) <= 0:
-            raise ValueError(f'prompt_probs must map {VISUAL_PROMPT_TYPES} to non-negative weights, got {prompt_probs}')
-        self.types = list(prompt_probs)
-        weights = np.array([prompt_probs[t] for t in self.types], dtype=np.float64)
-        self.probs = weights / weights.sum()
+        self.types, self.probs = self._choices(prompt_probs, VISUAL_PROMPT_TYPES, 'prompt_probs')
+        drawable = tuple(t for t in TARGET_PROMPT_TYPES if t != 'neg_click')
+        self.target_types, self.target_probs = self._choices(target_prompt_probs, drawable, 'target_prompt_probs')
         self.max_strokes = max_strokes
         self.brush_width = tuple(brush_width)
         self.base_size = base_size
+        if not (1 <= num_clicks[0] <= num_clicks[1]):
+            raise ValueError(f'num_clicks must be (min, max) with 1 <= min <= max, got {num_clicks}')
+        self.num_clicks = tuple(int(n) for n in num_clicks)
+        self.click_radius = float(click_radius)
+        if not 0 <= box_jitter < 0.5:
+            raise ValueError(f'box_jitter must be in [0, 0.5), got {box_jitter}')
+        self.box_jitter = float(box_jitter)
+
+    @staticmethod
+    def _choices(probs: Dict[str, float], allowed: Tuple[str, ...], name: str):
+        unknown = set(probs) - set(allowed)
+        if unknown or not probs or min(probs.values()) < 0 or sum(probs.values()) <= 0:
+            raise ValueError(f'{name} must map {allowed} to non-negative weights, got {probs}')
+        types = list(probs)
+        weights = np.array([probs[t] for t in types], dtype=np.float64)
+        return types, weights / weights.sum()
 
     def transform(self, results: dict) -> dict:
         seed = results.get('prompt_seed')
         rng = np.random.default_rng(seed if seed is not None else np.random.randint(0, 2**31 - 1))
+        prompts = []
         for prompt in results.get('visual_prompts', []):
+            prompts.append(prompt)
+            if prompt.get('on_target'):
+                prompts.extend(self._target_prompt(prompt, rng, results))
+                continue
             prompt_type = prompt.get('prompt_type') or self.types[int(rng.choice(len(self.types), p=self.probs))]
             mask = prompt['ref_mask']
             if not mask.any():
@@ -107,7 +187,46 @@ class SynthesizePromptMaps(BaseTransform):
             else:
                 raise ValueError(f'unknown prompt type {prompt_type!r}')
             prompt.update(prompt_type=prompt_type, prompt_map=prompt_map)
+        if 'visual_prompts' in results:
+            results['visual_prompts'] = prompts
         return results
+
+    def _target_prompt(self, prompt: dict, rng: np.random.Generator, results: dict) -> list:
+        """Fill a prompt on the target; returns the prompts to insert after it (a ``neg_click``)."""
+        prompt_type = prompt.get('prompt_type')
+        if prompt_type is None:
+            prompt_type = self.target_types[int(rng.choice(len(self.target_types), p=self.target_probs))]
+        if prompt_type not in TARGET_PROMPT_TYPES or prompt_type == 'neg_click':
+            raise OmniDataError(
+                f'{results.get("record_id")}: a prompt on the target must be click, target_box or '
+                f'target_scribble, got {prompt_type!r}'
+            )
+        mask = prompt['ref_mask']
+        if not mask.any() and 'clicks' not in prompt:
+            raise OmniDataError(
+                f'{results.get("record_id")}: target instance {prompt.get("ann_id")} has no pixel left '
+                'after the geometric transforms'
+            )
+        h, w = mask.shape
+        scale = math.sqrt(h * w) / self.base_size
+        if prompt_type == 'target_box':
+            prompt.update(prompt_type=prompt_type, prompt_map=jittered_box_prompt(mask, rng, self.box_jitter))
+            return []
+        if prompt_type == 'target_scribble':
+            prompt_map = scribble_prompt(mask, rng, self.max_strokes, self.brush_width, self.base_size)
+            prompt.update(prompt_type=prompt_type, prompt_map=prompt_map)
+            return []
+        if 'clicks' in prompt:
+            clicks = [(int(x), int(y), bool(p)) for x, y, p in prompt['clicks']]
+        else:
+            n = int(rng.integers(self.num_clicks[0], self.num_clicks[1] + 1))
+            clicks = simulate_clicks(mask, rng, n)
+        try:
+            (_, pos_map, pos), *negative = click_prompts(clicks, (h, w), self.click_radius * scale)
+        except ValueError as err:
+            raise OmniDataError(f'{results.get("record_id")}: {err}') from None
+        prompt.update(prompt_type='click', prompt_map=pos_map, clicks=pos)
+        return [dict(prompt, prompt_type=t, prompt_map=m, clicks=c) for t, m, c in negative]
 
     def __repr__(self) -> str:
         probs = dict(zip(self.types, self.probs.round(3).tolist()))

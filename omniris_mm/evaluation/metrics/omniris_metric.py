@@ -10,7 +10,7 @@ from mmdet.registry import METRICS
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger
 
-from ...datasets.utils import IGNORE_INDEX, SKIPPED_KEY, VISUAL_PROMPT_TYPES
+from ...datasets.utils import IGNORE_INDEX, SKIPPED_KEY, TARGET_PROMPT_TYPES, VISUAL_PROMPT_TYPES
 
 PR_THRESHOLDS = (0.7, 0.8, 0.9)
 
@@ -242,10 +242,10 @@ class OmniRISMetric(SkipCounter, BaseMetric):
     instances, one category, by pycocotools) and ``outside`` (the share of predicted instance
     pixels that the union answer ``pred_sem_seg`` does not contain), in the breakdown too.
 
-    Breakdown keys: ``{modality}/{metric}`` (text, visual, omni),
-    ``{modality}/{type}/{metric}`` for each visual prompt type of the samples
-    (e.g. ``visual/box/gIoU``) and ``{setting}/{metric}`` (``1v1``, ``1vN``,
-    ``Nv1``, ``NvN``, ``no-target``).
+    Breakdown keys: ``{modality}/{metric}`` (text, visual, omni, and target for
+    prompts on the target image), ``{modality}/{type}/{metric}`` for each visual or
+    target prompt type of the samples (e.g. ``visual/box/gIoU``, ``target/click/gIoU``)
+    and ``{setting}/{metric}`` (``1v1``, ``1vN``, ``Nv1``, ``NvN``, ``no-target``).
 
     Args:
         eval_size (tuple, optional): ``(h, w)``: score at this size, as the
@@ -353,7 +353,7 @@ class OmniRISMetric(SkipCounter, BaseMetric):
                 if r['modality']:
                     groups.setdefault(r['modality'], []).append(r)
                     for t in r['types']:
-                        if t in VISUAL_PROMPT_TYPES:
+                        if t in VISUAL_PROMPT_TYPES + TARGET_PROMPT_TYPES:
                             groups.setdefault(f'{r["modality"]}/{t}', []).append(r)
                 if r['setting']:
                     groups.setdefault(r['setting'], []).append(r)

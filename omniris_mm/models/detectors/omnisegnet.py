@@ -8,13 +8,16 @@ from mmdet.registry import MODELS
 from mmdet.structures import SampleList
 from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
 from mmengine.dist import all_reduce, is_distributed
-from mmengine.logging import MessageHub
+from mmengine.logging import MessageHub, print_log
 from mmengine.structures import InstanceData, PixelData
 from torch import Tensor
 
+from ...datasets.utils import TARGET_PROMPT_TYPES, VISUAL_PROMPT_TYPES
 from ...engine.optimizers import BATCH_INFO_KEY
 
-PROMPT_TYPES = ('text', 'mask', 'box', 'scribble')
+# One row of the prompt-type embedding each; new types are only ever appended (older
+# checkpoints hold the leading rows, see ``_load_from_state_dict``).
+PROMPT_TYPES = ('text',) + VISUAL_PROMPT_TYPES + TARGET_PROMPT_TYPES
 
 
 @MODELS.register_module()
@@ -27,7 +30,9 @@ class OmniSegNet(BaseDetector):
        top); each reference image goes through the backbone *without* fusion and
        the prompt-embedding neck turns it and its prompt map into visual tokens
        in the same space. A learned embedding of the prompt type (text, mask,
-       box, scribble) is added to each token (``prompt_type_embed``).
+       box, scribble on a reference; click, negative click, box, scribble on the
+       target itself) is added to each token (``prompt_type_embed``). A prompt on
+       the target is a reference that is the target image: it goes the same way.
     2. ``fusion='concat'`` (ours): all tokens of a sample form one prompt
        sequence, segmented in one pass. ``fusion='union'`` (the published
        system): each prompt is segmented on its own and the masks are OR-ed
@@ -131,6 +136,25 @@ class OmniSegNet(BaseDetector):
         for name in self.compile_modules:
             modules[name].compile(**(compile_cfg or {}))
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # A checkpoint from before the prompts on the target holds the first 4 rows
+        # (text, mask, box, scribble): keep them, the new types keep their initialisation.
+        key = prefix + 'prompt_type_embed.weight'
+        stored = state_dict.get(key)
+        table = self.prompt_type_embed.weight if self.prompt_type_embed is not None else None
+        if stored is not None and table is not None and stored.ndim == 2 and stored.shape[1] == table.shape[1]:
+            if stored.shape[0] < len(PROMPT_TYPES):
+                full = table.detach().clone()
+                full[: stored.shape[0]] = stored.to(full)
+                state_dict[key] = full
+                print_log(
+                    f'{key}: the checkpoint has {stored.shape[0]} prompt types, this model {len(PROMPT_TYPES)} '
+                    f'({", ".join(PROMPT_TYPES[stored.shape[0] :])} keep their initialisation)',
+                    logger='current',
+                    level=30,
+                )
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def train(self, mode: bool = True):
         super().train(mode)
         if mode and self.train_only is not None:
@@ -196,6 +220,8 @@ class OmniSegNet(BaseDetector):
     def _add_type(self, tokens: Tensor, prompt_type: str) -> Tensor:
         if self.prompt_type_embed is None:
             return tokens
+        if prompt_type not in PROMPT_TYPES:
+            raise ValueError(f'unknown prompt type {prompt_type!r}; known: {PROMPT_TYPES}')
         return tokens + self.prompt_type_embed.weight[PROMPT_TYPES.index(prompt_type)]
 
     def _prompt_rows(self, prompts: List[List[Tuple[Tensor, Tensor]]]) -> Tuple[Tensor, Tensor, List[int]]:

@@ -1,0 +1,31 @@
+# Clicks on the target, scored as interactive segmentation is (InteractiveTestLoop,
+# InteractiveSegMetric): every shape of OmniShapes' test images, the first click at its centre,
+# each next one at the centre of the largest error region of the last answer, up to 20 clicks;
+# mIoU after one click, NoC@85 and NoC@90.
+#   python tools/test.py configs/omnishapes/interactive_omnishapes.py CHECKPOINT
+_base_ = ['./omnisegnet_tiny_2k_omnishapes_target.py']
+
+target_test_pipeline = [
+    dict(type='LoadImageFromFile', color_type='color_ignore_orientation'),
+    dict(type='LoadVisualPrompts'),
+    dict(type='OmniResize', scale=(128, 128), keep_ratio=False),
+    dict(type='LoadOmniAnnotations'),
+    # The loop places its own clicks; the dataset's single click only marks the prompt kind.
+    dict(type='SynthesizePromptMaps', target_prompt_probs=dict(click=1.0), num_clicks=(1, 1)),
+    dict(type='PackOmniInputs'),
+]
+test_dataloader = dict(
+    batch_size=8,
+    dataset=dict(
+        _delete_=True,
+        type='CocoTargetPromptDataset',
+        data_root='data/omnishapes/',
+        ann_file='instances_test.json',
+        data_prefix=dict(img_path='images/'),
+        prompt_type='click',
+        pipeline=target_test_pipeline,
+        test_mode=True,
+    ),
+)
+test_cfg = dict(_delete_=True, type='InteractiveTestLoop', max_clicks=20, stop_iou=0.9)
+test_evaluator = dict(_delete_=True, type='InteractiveSegMetric', iou_thrs=(0.85, 0.9))
