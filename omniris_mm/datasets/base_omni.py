@@ -61,6 +61,15 @@ class OmniDatasetMixin:
         pairing_seed (int): Seed of the deterministic test-mode pairing.
         prompt_type (str, optional): Fix the visual prompt type of every sample
             (e.g. one test config per type). None lets the pipeline choose.
+        num_shots (int or tuple): Exemplars per visual prompt (k-shot): each visual
+            prompt of a sample becomes ``k`` references of the same concept (the
+            category of its first reference), distinct instances, from as many
+            images as the database has, given together in the sample's prompt
+            sequence. An int fixes ``k``; ``(low, high)`` draws ``k`` in that range for
+            every sample while training. The first reference and the prompt seed are
+            those of the 1-shot sample, so the 1- and k-shot samples of a test set are
+            the same episodes. In test mode a prompt with fewer than ``k`` references
+            available is an invalid sample; while training it gets what there is.
         crowd (str): ``'ignore'`` (default): a crowd annotation (``iscrowd=1``) of a
             referred category in the target image, referred or not, is a void region
             of the ground truth (255: no loss, not scored) and not an instance to
@@ -82,8 +91,10 @@ class OmniDatasetMixin:
         pairing_seed: int = 0,
         prompt_type: Optional[str] = None,
         crowd: str = 'ignore',
+        num_shots: Union[int, Sequence[int]] = 1,
         **kwargs,
     ):
+        self.num_shots = self._check_shots(num_shots, kwargs.get('test_mode', False))
         if on_invalid not in ('error', 'skip'):
             raise ValueError(f"on_invalid must be 'error' or 'skip', got {on_invalid!r}")
         if crowd not in ('ignore', 'target'):
@@ -104,6 +115,17 @@ class OmniDatasetMixin:
         scope = None if DefaultScope.get_current_instance() is not None else 'mmdet'
         with DefaultScope.overwrite_default_scope(scope):
             super().__init__(*args, **kwargs)
+
+    @staticmethod
+    def _check_shots(num_shots, test_mode: bool) -> tuple:
+        shots = (num_shots, num_shots) if isinstance(num_shots, int) else tuple(num_shots)
+        if len(shots) != 2 or not all(isinstance(k, int) for k in shots) or not 1 <= shots[0] <= shots[1]:
+            raise ValueError(f'num_shots must be an int >= 1 or (low, high) with 1 <= low <= high, got {num_shots!r}')
+        if test_mode and shots[0] != shots[1]:
+            raise ValueError(
+                f'num_shots must be one number in test mode (the same episodes every run), got {num_shots!r}'
+            )
+        return shots
 
     # -- invalid input -------------------------------------------------------------
     def _skip_or_raise(self, err: OmniDataError) -> None:
@@ -310,15 +332,31 @@ class OmniDatasetMixin:
         if 'invalid' in info:  # a skipped record's placeholder (test mode)
             return info
         rng = self._sample_rng(info['sample_idx'])
-        prompts = []
+        drawn = []
         for query in info.pop('visual_queries', []):
-            ref = self.ref_db(query['source']).draw(query, rng)
-            if ref is None:
+            db = self.ref_db(query['source'])
+            idx = db.draw_index(query, rng)
+            if idx is None:
                 raise OmniDataError(f'{info["record_id"]}: no reference for {query}')
-            ref['prompt_type'] = query.get('prompt_type')
-            prompts.append(ref)
-        info['visual_prompts'] = prompts
+            drawn.append((db, idx, query))
         info['prompt_seed'] = int(rng.integers(0, 2**31 - 1))
+        # The further shots are drawn after everything the 1-shot sample draws.
+        low, high = self.num_shots
+        k = low if low == high else int(rng.integers(low, high + 1))
+        prompts = []
+        for db, idx, query in drawn:
+            refs = [db[idx]]
+            if k > 1:
+                refs += db.draw_more(idx, query, rng, k - 1)
+                if len(refs) < k and self.test_mode:
+                    raise OmniDataError(
+                        f'{info["record_id"]}: {k}-shot needs {k} references of category '
+                        f'{refs[0]["category_id"]}, {db.source or "the reference database"} has {len(refs)}'
+                    )
+            for shot, ref in enumerate(refs):
+                ref.update(prompt_type=query.get('prompt_type'), shot=shot)
+            prompts += refs
+        info['visual_prompts'] = prompts
         return info
 
     def prepare_data(self, idx: int):

@@ -19,7 +19,7 @@ VOC_CLASSES = (
 
 @DATASETS.register_module()
 class Pascal5iDataset(BaseOmniDataset):
-    """PASCAL-5i one-shot episodes as visual-prompt samples.
+    """PASCAL-5i one- and k-shot episodes as visual-prompt samples.
 
     Fold ``i`` holds the VOC classes ``5i+1 .. 5i+5``. Each episode pairs a query
     image (the target) with a support image of the same class whose class mask is
@@ -30,7 +30,11 @@ class Pascal5iDataset(BaseOmniDataset):
     Episodes follow the common protocol: ``num_episodes`` (1,000) queries taken in
     turn from the fold's (image, class) list, each with a support drawn from the
     other images of its class by a generator seeded with ``(episode_seed, fold)``, so
-    every run (and any number of workers) scores the same episodes.
+    every run (and any number of workers) scores the same episodes. With
+    ``num_shots=k`` an episode has ``k`` supports, distinct images of its class: the
+    1-shot support first, then ``k - 1`` others drawn by a generator seeded with
+    ``(episode_seed, fold, episode)``, so the k-shot episodes are the 1-shot ones
+    with more supports (the same queries, and the same first support).
 
     Data layout (``data_root``)::
 
@@ -49,6 +53,8 @@ class Pascal5iDataset(BaseOmniDataset):
         episode_seed (int): Seed of the support draw. Defaults to 0.
         prompt_type (str): Visual prompt drawn from the support mask. Defaults to
             ``'mask'`` (the standard setting).
+        num_shots (int): Supports per episode (1 or 5 in the common protocol).
+            An episode whose class has fewer other images is an error naming it.
         data_prefix (dict): ``img_path`` and ``seg_map_path`` folders.
     """
 
@@ -127,6 +133,16 @@ class Pascal5iDataset(BaseOmniDataset):
             if not others:
                 raise OmniDataError(f'{where}: no other image of class {cls} to serve as the support')
             support = others[int(rng.integers(len(others)))]
+            supports = [support]
+            if self.num_shots[0] > 1:
+                rest = [n for n in others if n != support]
+                if len(rest) < self.num_shots[0] - 1:
+                    raise OmniDataError(
+                        f'{where}: {self.num_shots[0]}-shot needs {self.num_shots[0]} other images of class '
+                        f'{cls}, there are {len(others)}'
+                    )
+                extra = np.random.default_rng([self.episode_seed, self.fold, episode])
+                supports += [rest[i] for i in extra.permutation(len(rest))[: self.num_shots[0] - 1]]
             data_list.append(
                 dict(
                     img_path=self._img_path(name),
@@ -136,23 +152,28 @@ class Pascal5iDataset(BaseOmniDataset):
                     instances=[],
                     gt_no_target=False,
                     text=None,
-                    support=dict(
-                        img_path=self._img_path(support), img_id=support, seg_map_path=self._seg_path(support)
-                    ),
+                    supports=[
+                        dict(img_path=self._img_path(n), img_id=n, seg_map_path=self._seg_path(n)) for n in supports
+                    ],
                     prompt_modality='visual',
                     setting='1v1',
-                    record_id=f'{where}, support {support}',
+                    record_id=f'{where}, support {" ".join(supports)}',
                 )
             )
         return data_list
 
     def get_data_info(self, idx: int) -> dict:
         info = super().get_data_info(idx)
-        support = dict(info.pop('support'))
+        info['visual_prompts'] = [self._support(dict(s, shot=i), info) for i, s in enumerate(info.pop('supports'))]
+        return info
+
+    def _support(self, support: dict, info: dict) -> dict:
         label = read_label_map(support['seg_map_path'])
         mask = np.asfortranarray((label == info['category_id']).astype(np.uint8))
         if not mask.any():
-            raise OmniDataError(f'{info["record_id"]}: the support has no pixel of class {info["category_id"]}')
+            raise OmniDataError(
+                f'{info["record_id"]}: the support {support["img_id"]} has no pixel of class {info["category_id"]}'
+            )
         rle = mask_utils.encode(mask)
         support.update(
             mask=rle,
@@ -163,5 +184,4 @@ class Pascal5iDataset(BaseOmniDataset):
             height=label.shape[0],
             width=label.shape[1],
         )
-        info['visual_prompts'] = [support]
-        return info
+        return support

@@ -63,12 +63,35 @@ class ReferenceDatabase:
     def draw(self, query: dict, rng: np.random.Generator) -> Optional[dict]:
         """Draw one reference for ``query``: a category from ``query['category_ids']``
         (in random order, first with candidates), then one of its instances."""
+        idx = self.draw_index(query, rng)
+        return None if idx is None else self[idx]
+
+    def draw_index(self, query: dict, rng: np.random.Generator) -> Optional[int]:
+        """The index of the entry :meth:`draw` returns (the same random draws)."""
         cats = list(query['category_ids'])
         for k in rng.permutation(len(cats)):
             idx = self.candidates(cats[k], query.get('exclude_image_id'), query.get('image_id'))
             if len(idx):
-                return self[int(idx[rng.integers(len(idx))])]
+                return int(idx[rng.integers(len(idx))])
         return None
+
+    def draw_more(self, first: int, query: dict, rng: np.random.Generator, k: int) -> List[dict]:
+        """Up to ``k`` further references of the category of entry ``first`` (the
+        same concept: k-shot exemplars), distinct from it and from each other, never
+        from ``query``'s excluded image (the target); a query pinned to one image (the
+        release's fixed reference of a no-target sample) pins its first shot only.
+        Entries of images not yet used come first, so that the shots show the concept
+        in as many images as the database has."""
+        cat = int(self[first]['category_id'])
+        idx = self.candidates(cat, query.get('exclude_image_id'))
+        idx = rng.permutation(idx[idx != first])
+        used = {int(self._img_ids[first])}
+        fresh, repeat = [], []
+        for i in idx:
+            img = int(self._img_ids[i])
+            (repeat if img in used else fresh).append(int(i))
+            used.add(img)
+        return [self[i] for i in (fresh + repeat)[:k]]
 
     @classmethod
     def from_supp_anns(

@@ -120,6 +120,29 @@ def test_demo_command_line(images, tmp_path):
     assert len(glob.glob(str(tmp_path / 'pics' / '*.png'))) == 3
 
 
+def test_demo_prompts_on_the_target(images, tmp_path):
+    import subprocess
+    import sys
+
+    h, w = mmcv.imread(images[0]).shape[:2]
+    strokes = np.zeros((h, w), np.uint8)
+    strokes[h // 3, w // 4 : w // 2] = 255
+    mmcv.imwrite(strokes, str(tmp_path / 'strokes.png'))
+    cmd = [sys.executable, osp.join(REPO, 'tools', 'demo.py'), '--config', CONFIG, '--device', 'cpu']
+    on_target = ['--click', '30,30,1', '--click', '5,5,0', '--box', '10,10,50,50']
+    on_target += ['--scribble', str(tmp_path / 'strokes.png'), '--out-dir', str(tmp_path / 'pics')]
+    out = subprocess.run([*cmd, images[0], *on_target], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert '1 target(s) in' in out.stdout and len(glob.glob(str(tmp_path / 'pics' / '*.png'))) == 1
+    for args, message in (
+        ([images[0], images[1], '--click', '30,30,1'], 'give one target'),
+        ([images[0], '--click', '30,30,2'], 'the third number is 1 (positive) or 0 (negative)'),
+        ([images[0], '--box', '1,2,3'], 'expected 4 comma-separated numbers'),
+    ):
+        out = subprocess.run([*cmd, *args], capture_output=True, text=True, cwd=REPO, timeout=300)
+        assert out.returncode != 0 and message in out.stderr + out.stdout, out.stderr[-2000:]
+
+
 def test_a_no_target_answer_is_empty(inferencer, images):
     """Forced: with no_target_thr below 0 every answer is "no target": no mask, no instance."""
     cfg = inferencer.model.head.test_cfg

@@ -27,12 +27,14 @@ def voc_colormap():
     return cmap
 
 
-@pytest.fixture(scope='module')
-def voc_root(tmp_path_factory):
-    """VOC layout: JPEGImages/, SegmentationClassAug/ (class-index PNGs), ImageSets/Segmentation/val.txt.
-    Each photo also appears mirrored (NAME_m), so that every class has a second image for the support."""
+# Copies of each photo: its mirror (the voc_root fixture), and crops of it (voc_root6, for 5-shot:
+# every class then has 5 other images). Each copy crops the label map like the image.
+VARIANTS = {'': (False, 0), '_m': (True, 0), '_c': (False, 24), '_cm': (True, 24), '_d': (False, 48), '_dm': (True, 48)}
+
+
+def build_voc(root, variants):
+    """VOC layout: JPEGImages/, SegmentationClassAug/ (class-index PNGs), ImageSets/Segmentation/val.txt."""
     src = shared('voc2012_sample')
-    root = tmp_path_factory.mktemp('voc')
     for sub in ('JPEGImages', 'SegmentationClassAug', 'ImageSets/Segmentation'):
         (root / sub).mkdir(parents=True)
     lut = {tuple(c): i for i, c in enumerate(voc_colormap())}
@@ -41,14 +43,28 @@ def voc_root(tmp_path_factory):
         rgb = mmcv.imread(osp.join(src, f'{n}_target.png'), channel_order='rgb')
         label = np.vectorize(lambda *c: lut.get(c, 255), otypes=[np.uint8])(rgb[..., 0], rgb[..., 1], rgb[..., 2])
         img = mmcv.imread(osp.join(src, f'{n}_image.png'))
-        for name, flip in ((n, False), (f'{n}_m', True)):
-            mmcv.imwrite(img[:, ::-1] if flip else img, str(root / 'JPEGImages' / f'{name}.jpg'))
-            Image.fromarray(np.ascontiguousarray(label[:, ::-1] if flip else label)).save(
+        for suffix in variants:
+            flip, crop = VARIANTS[suffix]
+            name = n + suffix
+            im, lab = img[crop:, crop:], label[crop:, crop:]
+            mmcv.imwrite(im[:, ::-1] if flip else im, str(root / 'JPEGImages' / f'{name}.jpg'))
+            Image.fromarray(np.ascontiguousarray(lab[:, ::-1] if flip else lab)).save(
                 root / 'SegmentationClassAug' / f'{name}.png'
             )
             names.append(name)
     (root / 'ImageSets/Segmentation/val.txt').write_text('\n'.join(names) + '\n')
     return str(root)
+
+
+@pytest.fixture(scope='module')
+def voc_root(tmp_path_factory):
+    """Each photo and its mirror (NAME_m), so that every class has a second image for the support."""
+    return build_voc(tmp_path_factory.mktemp('voc'), ('', '_m'))
+
+
+@pytest.fixture(scope='module')
+def voc_root6(tmp_path_factory):
+    return build_voc(tmp_path_factory.mktemp('voc6'), tuple(VARIANTS))
 
 
 # The evaluation config's own pipeline (480 x 480 input, ground truth at the original size).
@@ -133,3 +149,27 @@ def test_metric_table_names_the_classes(voc_root, monkeypatch):
     classes = {ds.metainfo['classes'][ds.get_data_info(i)['category_id'] - 1] for i in range(len(ds))}
     assert classes and all(f'{c:<16}' in table for c in classes)
     assert 'mIoU                    4   100.00' in table and 'aeroplane               2   100.00' in table
+
+
+def test_five_shot_episodes_are_the_one_shot_episodes_with_four_more_supports(voc_root, voc_root6):
+    one = Pascal5iDataset(fold=0, data_root=voc_root6, num_episodes=12, pipeline=PIPELINE)
+    # without the resize, the reference masks keep the label maps' size
+    unresized = [t for t in PIPELINE if t['type'] != 'OmniResize']
+    five = Pascal5iDataset(fold=0, data_root=voc_root6, num_episodes=12, num_shots=5, pipeline=unresized)
+    for i in range(len(one)):
+        a, b = one.get_data_info(i), five.get_data_info(i)
+        assert (a['img_id'], a['category_id']) == (b['img_id'], b['category_id'])
+        supports = [s['img_id'] for s in b['visual_prompts']]
+        # the 1-shot support first, then the other 4 copies of the query's photo (its class is in no other)
+        photo = a['img_id'].split('_')[0]
+        assert supports[0] == a['visual_prompts'][0]['img_id']
+        assert sorted(supports) == sorted(photo + v for v in VARIANTS if photo + v != a['img_id'])
+        packed = five[i]['data_samples']
+        assert packed.prompt_types == ['mask'] * 5 and len(packed.ref_masks) == 5
+        for s, m in zip(supports, packed.ref_masks):
+            label = np.asarray(Image.open(osp.join(voc_root6, 'SegmentationClassAug', f'{s}.png')))
+            assert np.array_equal(m[0].numpy().astype(bool), label == a['category_id'])  # the class mask of each
+    # With only the mirror, no class has the 2 other images a 2-shot episode needs.
+    message = r'episode 0 \(query 1, class 1\): 2-shot needs 2 other images of class 1, there are 1'
+    with pytest.raises(OmniDataError, match=message):
+        Pascal5iDataset(fold=0, data_root=voc_root, num_episodes=2, num_shots=2, pipeline=[])

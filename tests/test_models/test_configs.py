@@ -107,6 +107,16 @@ def test_evaluation_configs_cover_every_split():
             release.add(ds.split + (f'/{ds.prompt_type}' if 'prompt_type' in ds else ''))
             continue
         ds = DATASETS.build(dict(cfg.test_dataloader.dataset, lazy_init=True))
+        if type(ds).__name__ == 'CocoTargetPromptDataset':  # prompts on the target
+            interactive = ds.prompt_type == 'click'
+            assert cfg.test_cfg.type == ('InteractiveTestLoop' if interactive else 'OmniTestLoop')
+            assert cfg.test_evaluator.type == ('InteractiveSegMetric' if interactive else 'OmniRISMetric')
+            seen.setdefault('CocoTargetPromptDataset', set()).add(ds.prompt_type)
+            continue
+        if path.endswith('_5shot.py'):
+            assert ds.num_shots == (5, 5) and 'pascal5i' in path
+            seen.setdefault('5-shot', set()).add(f'fold{ds.fold}')
+            continue
         key = getattr(ds, 'split', None) or f'fold{ds.fold}'
         if getattr(ds, 'prompt_type', None) and type(ds).__name__ == 'OmniRefDataset':
             key += f'/{ds.prompt_type}'
@@ -124,6 +134,8 @@ def test_evaluation_configs_cover_every_split():
         'RefCocoOmniDataset:refcoco+': {'val', 'testA', 'testB'},
         'RefCocoOmniDataset:refcocog': {'val', 'test'},
         'Pascal5iDataset': {'fold0', 'fold1', 'fold2', 'fold3'},
+        '5-shot': {'fold0', 'fold1', 'fold2', 'fold3'},
+        'CocoTargetPromptDataset': {'click', 'target_box'},
     }
     assert release == seen['OmniRefDataset']
 

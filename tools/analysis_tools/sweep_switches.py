@@ -38,7 +38,11 @@ from concurrent.futures import ThreadPoolExecutor
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 QUICKSTART = 'configs/omnishapes/omnisegnet_tiny_2k_omnishapes.py'
 # The training config of each protocol that trains with tools/train.py.
-CONFIGS = {'quickstart': QUICKSTART, 'single': 'configs/omnishapes/omnisegnet_tiny_2k_omnishapes_single.py'}
+CONFIGS = {
+    'quickstart': QUICKSTART,
+    'single': 'configs/omnishapes/omnisegnet_tiny_2k_omnishapes_single.py',
+    'target': 'configs/omnishapes/omnisegnet_tiny_2k_omnishapes_target.py',
+}
 DATA = 'data/omnishapes'
 
 # One release behaviour each (the number is the list), as mmengine config options on the model.
@@ -60,9 +64,16 @@ VARIANTS = {
         'model.head.zero_init_prompt_attn': False,
     },
 }
+# Training-data variants (quickstart and target protocols only): not model options.
+DATA_VARIANTS = {
+    # k-shot exemplars: every visual training sample with 1 to 3 references of its shape kind
+    'kshot': {'train_dataloader.dataset.datasets.1.num_shots': (1, 3)},
+}
+VARIANTS.update(DATA_VARIANTS)
 FIGURES = {
     'quickstart': ('text/gIoU', 'visual/gIoU', 'omni/gIoU', 'gIoU', 'cIoU', 'N-acc'),
     'single': ('text/gIoU', 'visual/gIoU', 'omni/gIoU', 'gIoU', 'cIoU', 'N-acc'),
+    'target': ('text/gIoU', 'visual/gIoU', 'omni/gIoU', 'gIoU', 'cIoU', 'N-acc'),
     'overfit': ('gIoU', 'cIoU'),
 }
 
@@ -114,6 +125,8 @@ def one(args):
     work = osp.join(args.work_dir, f'{args.one[0]}-{args.one[1]}-s{args.one[2]}')
     os.makedirs(work, exist_ok=True)
     protocol, variant, seed = args.one[0], args.one[1], int(args.one[2])
+    if protocol not in CONFIGS and variant in DATA_VARIANTS:
+        raise ValueError(f'{variant!r} changes the training data: only the {list(CONFIGS)} protocols train with it')
     start = time.time()
     if protocol in CONFIGS:
         metrics = run_quickstart(variant, seed, work, CONFIGS[protocol])

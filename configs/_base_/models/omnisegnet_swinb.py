@@ -24,6 +24,18 @@
 # On commit 8b161a9 (no grid prior), against ours there: 86.2 85.6 [s0 s1], N-acc 99.1 98.2, overfit 93.2:
 #   prompt_region='nearest'             76.3 76.3              N-acc 66.7 67.5   overfit 93.6  -> 'max_pool' kept
 #   downscale_relu + norm_eps=1e-6      79.0 79.6              N-acc 84.2 66.7   overfit 93.3  -> ours kept
+#   and, seed 0 (the grid-prior decisions above re-checked without the prior):
+#   head.minimap_merge='logits'         77.2                   N-acc 56.1                      -> 'softmax' kept
+#   head.prompt_attn='gated'            61.9                                                   -> 'replace' kept
+#   prompt_type_embed=False             85.6 (omni 82.9 vs 87.5)                               -> kept (omni)
+# On commit 4b5d0e1 (the same model; its quickstart trains to lower figures at seed 0, 1 thread),
+# quickstart [text visual omni] all / cIoU / N-acc, seed 0:
+#   ours                                [77.7 84.8 86.2] 81.5 / 81.6 / 83.3
+#   pad_to_max_tokens + unmasked pads   [71.2 80.0 82.7] 76.1 / 80.0 / 69.3                    -> masking kept
+#   release initialisation              [75.4 85.8 84.5] 80.4 / 80.4 / 84.2                    -> ours kept
+# The real-photo overfit (gIoU, seed 0) on the no-grid-prior default: ours 93.1, minimap logits 93.6,
+# gated 93.3, no type embeddings 93.1 (within 0.5 of ours: the overfit does not separate them; the
+# quickstart decides).
 # fusion, on the schedule both can train (omnisegnet_tiny_2k_omnishapes_single.py: the quickstart less its omni
 # samples; commit of 2026-12-02), tested on all three splits, gIoU [s0 s1]:
 #   'concat' (ours)  text 80.3 81.2, visual 84.8 90.2, omni 46.8 50.4, all 74.8 77.5, N-acc 86.0 96.5

@@ -13,6 +13,7 @@ _REF_META_KEYS = (
     'prompt_type',
     'on_target',
     'clicks',
+    'shot',
     'ori_shape',
     'img_shape',
     'flip',

@@ -165,13 +165,14 @@ class SynthesizePromptMaps(BaseTransform):
     def transform(self, results: dict) -> dict:
         seed = results.get('prompt_seed')
         rng = np.random.default_rng(seed if seed is not None else np.random.randint(0, 2**31 - 1))
-        prompts = []
+        prompts, prompt_type = [], None
         for prompt in results.get('visual_prompts', []):
             prompts.append(prompt)
             if prompt.get('on_target'):
                 prompts.extend(self._target_prompt(prompt, rng, results))
                 continue
-            prompt_type = prompt.get('prompt_type') or self.types[int(rng.choice(len(self.types), p=self.probs))]
+            if not (prompt.get('shot') and prompt_type):  # the further shots of a prompt share its type
+                prompt_type = prompt.get('prompt_type') or self.types[int(rng.choice(len(self.types), p=self.probs))]
             mask = prompt['ref_mask']
             if not mask.any():
                 raise OmniDataError(
