@@ -4,12 +4,14 @@
         [--text "the dog on the left"] \\
         [--visual REF_IMAGE mask REF_MASK.png] [--visual REF_IMAGE box x1,y1,x2,y2] \\
         [--visual REF_IMAGE scribble STROKES.png] [--out-dir outputs/] [--batch-size 4] \
-        [--click x,y,1] [--click x,y,0] [--box x1,y1,x2,y2] [--scribble STROKES.png]
+        [--click x,y,1] [--click x,y,0] [--box x1,y1,x2,y2] [--scribble STROKES.png] \
+        [--negative REF_IMAGE KIND VALUE]
 
 Every target gets the same prompts (few-shot use: the references are encoded once;
 k-shot: several --visual of one concept). --click (1 positive, 0 negative; repeatable),
 --box and --scribble are drawn on the target itself and mean that one object (in the
-target's pixels; with them, give one target).
+target's pixels; with them, give one target). --negative REF_IMAGE KIND VALUE (as --visual) is a
+negative exemplar: the answer leaves out objects like it.
 Prints, per target, the no-target decision and the instances with their scores, and
 saves a picture per target in --out-dir (references with their prompts beside the
 target with its masks).
@@ -61,6 +63,7 @@ def main():
     parser.add_argument('--weights', help='checkpoint (random weights without it)')
     parser.add_argument('--text')
     parser.add_argument('--visual', nargs=3, action='append', default=[], metavar=('REF_IMAGE', 'KIND', 'VALUE'))
+    parser.add_argument('--negative', nargs=3, action='append', default=[], metavar=('REF_IMAGE', 'KIND', 'VALUE'))
     parser.add_argument('--click', action='append', default=[], metavar='X,Y,1|0', help='a click on the target')
     parser.add_argument('--box', metavar='X1,Y1,X2,Y2', help='a box on the target')
     parser.add_argument('--scribble', metavar='STROKES.png', help="strokes on the target (a PNG of the target's size)")
@@ -73,7 +76,7 @@ def main():
         target_box=numbers(args.box, 4, '--box x1,y1,x2,y2') if args.box else None,
         target_scribble=region(args.scribble, '--scribble') if args.scribble else None,
     )
-    if not args.text and not args.visual and not any(v is not None for v in on_target.values()):
+    if not args.text and not args.visual + args.negative and not any(v is not None for v in on_target.values()):
         parser.error('give --text, --visual and/or a prompt on the target (--click, --box, --scribble)')
     if len(args.targets) > 1 and any(v is not None for v in on_target.values()):
         parser.error('a prompt on the target points at one object of one image: give one target')
@@ -81,7 +84,7 @@ def main():
     from omniris_mm.apis import OmniRISInferencer
 
     inferencer = OmniRISInferencer(args.config, args.weights, device=args.device)
-    prompts = [visual_prompt(v) for v in args.visual]
+    prompts = [visual_prompt(v) for v in args.visual] + [dict(visual_prompt(v), negative=True) for v in args.negative]
     items = [dict(image=t, text=args.text, visual_prompts=prompts, **on_target) for t in args.targets]
     start = time.perf_counter()
     answers = inferencer(items, batch_size=args.batch_size, out_dir=args.out_dir)

@@ -37,7 +37,8 @@ class OmniRISInferencer:
     it) with a ``text`` and/or ``visual_prompts``; each visual prompt is a dict with
     ``image`` (the reference, path or BGR array) and exactly one of ``mask`` (an (H, W)
     array of the reference's size), ``box`` (``x1, y1, x2, y2`` in its pixels) or
-    ``scribble`` (an (H, W) array of the strokes). A list of such dicts (keys
+    ``scribble`` (an (H, W) array of the strokes); ``negative=True`` makes it a negative
+    exemplar ("not like this": the answer leaves out objects of its kind). A list of such dicts (keys
     ``image``, ``text``, ``visual_prompts`` and those below) is a batch.
 
     Prompts on the target image itself mean that one object: ``points`` (clicks
@@ -153,8 +154,11 @@ class OmniRISInferencer:
             raise ValueError(f'{where}: the {kind} prompt selects no pixel of the reference image')
         source = spec['image'] if isinstance(spec['image'], str) else img
         key = _digest(source, kind, prompt_map)
-        return dict(img=img, img_shape=(h, w), ori_shape=(h, w), ref_mask=prompt_map.copy(), prompt_map=prompt_map,
-                    prompt_type=kind, cache_key=key)  # fmt: skip
+        out = dict(img=img, img_shape=(h, w), ori_shape=(h, w), ref_mask=prompt_map.copy(), prompt_map=prompt_map,
+                   prompt_type=kind, cache_key=key)  # fmt: skip
+        if spec.get('negative'):  # the tokens are the same; the type embedding says "not like this"
+            out['negative'] = True
+        return out
 
     def _target_prompts(self, item: dict, img: np.ndarray, where: str) -> List[dict]:
         """The prompts drawn on the target itself (see the class docstring), as references that

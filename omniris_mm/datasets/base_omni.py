@@ -40,7 +40,8 @@ class OmniDatasetMixin:
     - ``visual_prompts``: one dict per visual prompt: the reference image
       (``img_path``, ``img_id``, ``height``, ``width``), the reference instance
       (``mask``, ``bbox``, ``ann_id``, ``category_id``) and ``prompt_type``
-      (``'mask'``, ``'box'``, ``'scribble'`` or None to let the pipeline draw one).
+      (``'mask'``, ``'box'``, ``'scribble'`` or None to let the pipeline draw one);
+      ``negative`` True for a negative exemplar ("not like this").
     - ``prompt_modality`` (text / visual / omni), ``setting`` (1v1, 1vN, Nv1,
       NvN, no-target), ``record_id`` (file, split and record, for messages) and
       ``prompt_seed`` (seeds the prompt synthesis: fixed per sample in test mode).
@@ -291,16 +292,25 @@ class OmniDatasetMixin:
         return db
 
     def _query(
-        self, category_ids, where: str, exclude_image_id=None, image_id=None, sources: Optional[Sequence[str]] = None
+        self,
+        category_ids,
+        where: str,
+        exclude_image_id=None,
+        image_id=None,
+        sources: Optional[Sequence[str]] = None,
+        negative: bool = False,
     ) -> dict:
         """A visual prompt to be paired at fetch time, from the first reference database
-        in ``sources`` (default: all, in order) that can serve it. Fails now if none can."""
+        in ``sources`` (default: all, in order) that can serve it. Fails now if none can.
+        ``negative``: a negative exemplar (the answer leaves out objects of its kind)."""
         query = dict(
             category_ids=[int(c) for c in category_ids],
             exclude_image_id=exclude_image_id,
             image_id=image_id,
             prompt_type=self.prompt_type,
         )
+        if negative:
+            query['negative'] = True
         sources = list(sources or self.ref_dbs)
         for name in sources:
             if self.ref_db(name).has_reference(query):
@@ -355,6 +365,8 @@ class OmniDatasetMixin:
                     )
             for shot, ref in enumerate(refs):
                 ref.update(prompt_type=query.get('prompt_type'), shot=shot)
+                if query.get('negative'):
+                    ref['negative'] = True
             prompts += refs
         info['visual_prompts'] = prompts
         return info

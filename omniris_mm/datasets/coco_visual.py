@@ -18,6 +18,13 @@ class CocoVisualPromptDataset(BaseOmniDataset):
     ``no_target_per_image`` categories absent from it give no-target samples
     (chosen from ``(seed, image id)``, so the sample list is the same on every run).
 
+    Negative exemplars (``negatives_per_image``): for an image with instances of two
+    or more categories, samples whose prompts are a positive reference of one
+    category A and a negative exemplar of another category B present in the image,
+    both from other images; the targets are A's instances only (B's lie in the image
+    and must be left out). The (A, B) pairs of an image are drawn from
+    ``(seed, image id, 1)``.
+
     Args:
         ann_file (str): COCO-format ``instances.json``.
         data_prefix (dict): ``img_path``: the image folder.
@@ -25,6 +32,10 @@ class CocoVisualPromptDataset(BaseOmniDataset):
         min_ref_area (float): Smallest instance area usable as a reference.
         category_ids (Sequence[int], optional): Restrict to these categories.
         seed (int): Seed of the no-target category choice.
+        targeted (bool): Give the targeted samples (one per image and category).
+            False with ``no_target_per_image=0`` gives the negative-exemplar samples only.
+        negatives_per_image (int): Negative-exemplar samples per image (at most the
+            number of ordered category pairs present).
     """
 
     def __init__(
@@ -35,8 +46,12 @@ class CocoVisualPromptDataset(BaseOmniDataset):
         min_ref_area: float = 0.0,
         category_ids: Optional[Sequence[int]] = None,
         seed: int = 0,
+        targeted: bool = True,
+        negatives_per_image: int = 0,
         **kwargs,
     ):
+        self.targeted = targeted
+        self.negatives_per_image = int(negatives_per_image)
         self.no_target_per_image = no_target_per_image
         self.min_ref_area = min_ref_area
         self.category_ids = None if category_ids is None else [int(c) for c in category_ids]
@@ -64,7 +79,7 @@ class CocoVisualPromptDataset(BaseOmniDataset):
             if ann.get('iscrowd', 0) or (self.category_ids is not None and cat not in self.category_ids):
                 continue
             by_cat.setdefault(cat, []).append(ann)
-        samples = []
+        samples, servable = [], []
         for cat in sorted(by_cat):
             cat_where = f'{where} category_id={cat}'
             query = dict(category_ids=[cat], exclude_image_id=img_id, image_id=None)
@@ -72,6 +87,9 @@ class CocoVisualPromptDataset(BaseOmniDataset):
                 # Generated, not an annotated record: a category seen in one image only has no
                 # reference elsewhere. Counted and logged through the skip path.
                 self.skipped.append(f'{cat_where}: no reference of this category in another image')
+                continue
+            servable.append(cat)
+            if not self.targeted:
                 continue
             targets = [coco.target(ann['id'], img_id, cat_where) for ann in by_cat[cat]]
             samples.append(
@@ -85,6 +103,17 @@ class CocoVisualPromptDataset(BaseOmniDataset):
                     coco,
                 )
             )
+        pairs = [(a, b) for a in servable for b in servable if a != b]
+        rng = np.random.default_rng([self.seed, img_id, 1])
+        for k in rng.permutation(len(pairs))[: self.negatives_per_image]:
+            pos, neg = pairs[int(k)]
+            pair_where = f'{where} category_id={pos} negative category_id={neg}'
+            targets = [coco.target(ann['id'], img_id, pair_where) for ann in by_cat[pos]]
+            queries = [
+                self._query([pos], pair_where, exclude_image_id=img_id),
+                self._query([neg], pair_where, exclude_image_id=img_id, negative=True),
+            ]
+            samples.append(self._sample(img, targets, None, queries, 'visual', pair_where, coco))
         absent = [c for c in self.ref_db('instances').category_ids if c not in present]
         rng = np.random.default_rng([self.seed, img_id])
         for cat in rng.permutation(absent)[: self.no_target_per_image]:
@@ -98,6 +127,7 @@ class CocoVisualPromptDataset(BaseOmniDataset):
                     f'{where} no-target category_id={int(cat)}',
                 )
             )
-        if not samples:
+        if not samples and (self.targeted or self.no_target_per_image):
+            # (With the negative-exemplar samples only, an image of one category has none.)
             raise OmniDataError(f'{where}: the image gives no sample')
         return samples

@@ -18,6 +18,11 @@ VISUAL_PROMPT_TYPES = ('mask', 'box', 'scribble')
 # Prompts drawn on the target image itself, meaning that one instance: positive clicks, negative
 # clicks (a prompt of their own), a box, a scribble.
 TARGET_PROMPT_TYPES = ('click', 'neg_click', 'target_box', 'target_scribble')
+# Negative exemplars: a visual prompt flagged ``negative`` ("not like this": the answer leaves out
+# objects of the reference's kind) is packed as ``'neg_' + its type``.
+NEGATIVE_EXEMPLAR_TYPES = tuple(f'neg_{t}' for t in VISUAL_PROMPT_TYPES)
+# Every type that takes away from the answer rather than pointing at it.
+NEGATIVE_PROMPT_TYPES = ('neg_click',) + NEGATIVE_EXEMPLAR_TYPES
 
 
 class OmniDataError(ValueError):

@@ -9,10 +9,11 @@ from mmdet.registry import VISUALIZERS
 from mmdet.visualization import DetLocalVisualizer
 from mmengine.dist import master_only
 
-from ..datasets.utils import TARGET_PROMPT_TYPES
+from ..datasets.utils import NEGATIVE_EXEMPLAR_TYPES, TARGET_PROMPT_TYPES
 
 PROMPT_COLOR = (255, 160, 0)  # references: the prompt region
 CLICK_COLORS = {'click': (0, 200, 0), 'neg_click': (230, 0, 0)}  # clicks on the target: positive, negative
+NEGATIVE_COLOR = (230, 0, 0)  # a negative exemplar: its prompt and its panel's frame
 TARGET_COLORS = [(220, 20, 60), (0, 130, 200), (60, 180, 75), (145, 30, 180), (245, 130, 48), (70, 240, 240)]
 GT_COLOR = (255, 255, 255)
 
@@ -79,6 +80,12 @@ class OmniRISVisualizer(DetLocalVisualizer):
         for i, (ref, prompt) in enumerate(zip(data_sample.get('ref_imgs', []), data_sample.get('prompt_maps', []))):
             kind = types[i] if i < len(types) else 'visual'
             prompt = prompt[0].cpu().numpy() > 0
+            if kind in NEGATIVE_EXEMPLAR_TYPES:  # "not like this": red prompt, red frame
+                panel = self._panel(_rgb(ref), [(prompt, NEGATIVE_COLOR)], f'reference {i + 1}: NOT {kind[4:]}').copy()
+                for edge in (panel[:3], panel[-3:], panel[:, :3], panel[:, -3:]):
+                    edge[...] = NEGATIVE_COLOR
+                panels.append(panel)
+                continue
             if not (kind in TARGET_PROMPT_TYPES or (i < len(metas) and metas[i].get('on_target'))):
                 panels.append(self._panel(_rgb(ref), [(prompt, PROMPT_COLOR)], f'reference {i + 1}: {kind}'))
                 continue

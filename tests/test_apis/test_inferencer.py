@@ -131,9 +131,11 @@ def test_demo_prompts_on_the_target(images, tmp_path):
     cmd = [sys.executable, osp.join(REPO, 'tools', 'demo.py'), '--config', CONFIG, '--device', 'cpu']
     on_target = ['--click', '30,30,1', '--click', '5,5,0', '--box', '10,10,50,50']
     on_target += ['--scribble', str(tmp_path / 'strokes.png'), '--out-dir', str(tmp_path / 'pics')]
+    on_target += ['--negative', images[1], 'box', '5,5,40,40']  # and a negative exemplar
     out = subprocess.run([*cmd, images[0], *on_target], capture_output=True, text=True, cwd=REPO, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     assert '1 target(s) in' in out.stdout and len(glob.glob(str(tmp_path / 'pics' / '*.png'))) == 1
+    assert 'for 1 reference(s)' in out.stdout  # the negative exemplar is a reference
     for args, message in (
         ([images[0], images[1], '--click', '30,30,1'], 'give one target'),
         ([images[0], '--click', '30,30,2'], 'the third number is 1 (positive) or 0 (negative)'),
@@ -196,3 +198,12 @@ def test_prompts_on_the_target_clicks_box_scribble_and_the_refinement_loop(infer
         inferencer(target, points=[(3, 3, 0)])
     with pytest.raises(ValueError, match='outside'):
         inferencer(target, points=[(w + 3, 3, 1)])
+
+
+def test_a_negative_exemplar_reuses_the_reference_tokens_and_changes_the_answer(inferencer, images):
+    pos, ref = ref_prompts(images[1])[0], ref_prompts(images[2])[1]
+    plain = inferencer(images[0], visual_prompts=[pos, ref])
+    passes = inferencer.num_reference_passes
+    negative = inferencer(images[0], visual_prompts=[pos, dict(ref, negative=True)])
+    assert inferencer.num_reference_passes == passes  # the tokens of a reference do not depend on the flag
+    assert negative['no_target_score'] != plain['no_target_score']

@@ -87,3 +87,23 @@ def test_prompts_on_the_target_share_one_panel_with_green_and_red_clicks():
         assert np.abs(panel[y - 1 : y + 2, x - 1 : x + 2] - CLICK_COLORS[kind]).max() <= 2, kind
     assert tinted_towards(panel[38:52, 105:145].astype(np.uint8), PROMPT_COLOR, (100, 100, 100))
     assert np.abs(panel[100:115, 10:30] - 100).max() <= 1  # elsewhere: untouched
+
+
+def test_a_negative_exemplar_is_framed_and_drawn_in_red():
+    from omniris_mm.visualization.omniris_visualizer import NEGATIVE_COLOR
+
+    s = sample()
+    s.set_metainfo(dict(prompt_types=['text', 'box', 'neg_mask']))
+    s.ref_imgs += [torch.full((3, 100, 200), 40, dtype=torch.uint8)]
+    neg = torch.zeros(1, 100, 200, dtype=torch.uint8)
+    neg[:, 50:90, 120:180] = 1
+    s.prompt_maps += [neg]
+    image = np.full((120, 160, 3), 100, np.uint8)
+    picture = VISUALIZERS.build(dict(type='OmniRISVisualizer', name='t4', panel_height=120)).draw_sample(image, s)
+    assert picture.shape == (28 + 120, 240 + 240 + 160, 3)
+    positive, negative = picture[28:, :240].astype(int), picture[28:, 240:480].astype(int)
+    for edge in (negative[:3, 100:200], negative[-3:, 100:200], negative[40:110, :3], negative[40:110, -3:]):
+        assert (edge == NEGATIVE_COLOR).all()
+    assert not (positive[-3:] == NEGATIVE_COLOR).all(-1).any()  # the positive reference: no frame
+    assert tinted_towards(negative[65:100, 150:210].astype(np.uint8), NEGATIVE_COLOR, (40, 40, 40))  # x1.2
+    assert tinted_towards(positive[30:70, 40:100].astype(np.uint8), PROMPT_COLOR, (40, 40, 40))

@@ -64,6 +64,12 @@ VARIANTS = {
         'model.head.zero_init_prompt_attn': False,
     },
 }
+# Not a release behaviour: the instance branch's "no object" weight (Mask2Former's 0.1) raised to 0.5
+# (issue 13 point 0: fewer duplicate instances above the score threshold).
+VARIANTS['inst_noobj'] = {
+    f'model.head.instance_criterion.loss_cls.{k}': v
+    for k, v in dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=2.0, class_weight=[1.0, 0.5]).items()
+}
 # Training-data variants (quickstart and target protocols only): not model options.
 DATA_VARIANTS = {
     # k-shot exemplars: every visual training sample with 1 to 3 references of its shape kind

@@ -14,6 +14,7 @@ _REF_META_KEYS = (
     'on_target',
     'clicks',
     'shot',
+    'negative',
     'ori_shape',
     'img_shape',
     'flip',
@@ -43,7 +44,8 @@ class PackOmniInputs(PackDetInputs):
       and ``ref_masks``: the reference instance mask each prompt map was drawn from.
     - metainfo ``text`` (raw string; tokenising is the model's job),
       ``prompt_modality``, ``prompt_types`` (``'text'`` first if there is a text,
-      then the type of each visual prompt), ``setting`` and ``ref_metas``.
+      then the type of each visual prompt, ``'neg_'`` + it for a negative
+      exemplar), ``setting`` and ``ref_metas``.
     """
 
     mapping_table = {**PackDetInputs.mapping_table, 'gt_ann_ids': 'ann_ids'}
@@ -77,7 +79,9 @@ class PackOmniInputs(PackDetInputs):
                 f'{results.get("record_id")}: visual prompt(s) {missing} have no prompt map; '
                 'put LoadVisualPrompts and SynthesizePromptMaps in the pipeline'
             )
-        results['prompt_types'] = (['text'] if results.get('text') else []) + [p['prompt_type'] for p in prompts]
+        results['prompt_types'] = (['text'] if results.get('text') else []) + [
+            f'neg_{p["prompt_type"]}' if p.get('negative') else p['prompt_type'] for p in prompts
+        ]
         results['ref_metas'] = [{k: p[k] for k in _REF_META_KEYS if k in p} for p in prompts]
         no_target = bool(results.get('gt_no_target', False))
         if 'gt_masks' in results:

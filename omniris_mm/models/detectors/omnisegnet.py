@@ -12,12 +12,12 @@ from mmengine.logging import MessageHub, print_log
 from mmengine.structures import InstanceData, PixelData
 from torch import Tensor
 
-from ...datasets.utils import TARGET_PROMPT_TYPES, VISUAL_PROMPT_TYPES
+from ...datasets.utils import NEGATIVE_EXEMPLAR_TYPES, NEGATIVE_PROMPT_TYPES, TARGET_PROMPT_TYPES, VISUAL_PROMPT_TYPES
 from ...engine.optimizers import BATCH_INFO_KEY
 
 # One row of the prompt-type embedding each; new types are only ever appended (older
 # checkpoints hold the leading rows, see ``_load_from_state_dict``).
-PROMPT_TYPES = ('text',) + VISUAL_PROMPT_TYPES + TARGET_PROMPT_TYPES
+PROMPT_TYPES = ('text',) + VISUAL_PROMPT_TYPES + TARGET_PROMPT_TYPES + NEGATIVE_EXEMPLAR_TYPES
 
 
 @MODELS.register_module()
@@ -199,6 +199,13 @@ class OmniSegNet(BaseDetector):
         for i, sample in enumerate(batch_data_samples):
             types = list(sample.metainfo.get('prompt_types', []))
             visual_types = types[1:] if texts[i] else types
+            negative = sorted(set(types) & set(NEGATIVE_PROMPT_TYPES))
+            if negative and self.fusion == 'union':
+                raise ValueError(
+                    f"sample {sample.metainfo.get('img_path')}: fusion='union' answers each prompt on its own and "
+                    f'ORs the answers, so a negative prompt ({", ".join(negative)}) cannot take away from them; '
+                    "use fusion='concat'"
+                )
             seqs = [(self._add_type(text_tokens[i][0], 'text'), text_tokens[i][1])] if texts[i] else []
             if 'visual_tokens' in sample:
                 visual = list(sample.visual_tokens)
@@ -219,6 +226,11 @@ class OmniSegNet(BaseDetector):
 
     def _add_type(self, tokens: Tensor, prompt_type: str) -> Tensor:
         if self.prompt_type_embed is None:
+            if prompt_type in NEGATIVE_PROMPT_TYPES:
+                raise ValueError(
+                    f'a {prompt_type!r} prompt needs the prompt-type embeddings (prompt_type_embed=True): '
+                    'without them it reads as a positive prompt'
+                )
             return tokens
         if prompt_type not in PROMPT_TYPES:
             raise ValueError(f'unknown prompt type {prompt_type!r}; known: {PROMPT_TYPES}')
