@@ -108,6 +108,16 @@ def test_breakdown_keys():
     assert m['skipped'] == 0.0
 
 
+def test_k_shots_of_one_type_count_once_and_negatives_have_their_group():
+    samples = as_dicts(VECTOR[:1], prompt_modality='visual', prompt_types=['box'] * 3, setting='1v1') + as_dicts(
+        VECTOR[1:2], prompt_modality='visual', prompt_types=['box', 'neg_mask'], setting='Nv1'
+    )
+    m = evaluate(samples)
+    # pooled over the two samples once each: (2 + 8) / (6 + 10); three times the first would be (6 + 8) / (18 + 10)
+    assert m['visual/box/cIoU'] == pytest.approx(100 * 10 / 16)
+    assert m['visual/neg_mask/cIoU'] == pytest.approx(100 * 8 / 10)
+
+
 def test_metric_keeps_counts_not_masks():
     metric = OmniRISMetric()
     metric.process({}, as_dicts(VECTOR))

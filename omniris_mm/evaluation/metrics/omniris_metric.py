@@ -10,7 +10,13 @@ from mmdet.registry import METRICS
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger
 
-from ...datasets.utils import IGNORE_INDEX, SKIPPED_KEY, TARGET_PROMPT_TYPES, VISUAL_PROMPT_TYPES
+from ...datasets.utils import (
+    IGNORE_INDEX,
+    NEGATIVE_EXEMPLAR_TYPES,
+    SKIPPED_KEY,
+    TARGET_PROMPT_TYPES,
+    VISUAL_PROMPT_TYPES,
+)
 
 PR_THRESHOLDS = (0.7, 0.8, 0.9)
 
@@ -352,8 +358,8 @@ class OmniRISMetric(SkipCounter, BaseMetric):
             for r in results:
                 if r['modality']:
                     groups.setdefault(r['modality'], []).append(r)
-                    for t in r['types']:
-                        if t in VISUAL_PROMPT_TYPES + TARGET_PROMPT_TYPES:
+                    for t in dict.fromkeys(r['types']):  # once per type (k shots of one type: one sample)
+                        if t in VISUAL_PROMPT_TYPES + TARGET_PROMPT_TYPES + NEGATIVE_EXEMPLAR_TYPES:
                             groups.setdefault(f'{r["modality"]}/{t}', []).append(r)
                 if r['setting']:
                     groups.setdefault(r['setting'], []).append(r)
