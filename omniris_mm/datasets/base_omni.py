@@ -71,6 +71,9 @@ class OmniDatasetMixin:
             those of the 1-shot sample, so the 1- and k-shot samples of a test set are
             the same episodes. In test mode a prompt with fewer than ``k`` references
             available is an invalid sample; while training it gets what there is.
+        drop_negatives (bool): Leave the negative exemplars out of every sample (drawn,
+            then discarded, so the other prompts are those of the full sample): the
+            same samples with the positive prompts alone, for comparison.
         crowd (str): ``'ignore'`` (default): a crowd annotation (``iscrowd=1``) of a
             referred category in the target image, referred or not, is a void region
             of the ground truth (255: no loss, not scored) and not an instance to
@@ -93,8 +96,10 @@ class OmniDatasetMixin:
         prompt_type: Optional[str] = None,
         crowd: str = 'ignore',
         num_shots: Union[int, Sequence[int]] = 1,
+        drop_negatives: bool = False,
         **kwargs,
     ):
+        self.drop_negatives = drop_negatives
         self.num_shots = self._check_shots(num_shots, kwargs.get('test_mode', False))
         if on_invalid not in ('error', 'skip'):
             raise ValueError(f"on_invalid must be 'error' or 'skip', got {on_invalid!r}")
@@ -355,6 +360,8 @@ class OmniDatasetMixin:
         k = low if low == high else int(rng.integers(low, high + 1))
         prompts = []
         for db, idx, query in drawn:
+            if query.get('negative') and self.drop_negatives:
+                continue
             refs = [db[idx]]
             if k > 1:
                 refs += db.draw_more(idx, query, rng, k - 1)

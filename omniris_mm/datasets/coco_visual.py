@@ -23,7 +23,10 @@ class CocoVisualPromptDataset(BaseOmniDataset):
     category A and a negative exemplar of another category B present in the image,
     both from other images; the targets are A's instances only (B's lie in the image
     and must be left out). The (A, B) pairs of an image are drawn from
-    ``(seed, image id, 1)``.
+    ``(seed, image id, 1)``. In test mode the negative kind's instances in the target
+    go with the sample (``excluded``): ``OmniRISMetric`` reports the share of their
+    pixels that the answer covers (``excluded``), and ``drop_negatives`` (every
+    dataset) scores the same samples with the positive prompt alone.
 
     Args:
         ann_file (str): COCO-format ``instances.json``.
@@ -113,7 +116,10 @@ class CocoVisualPromptDataset(BaseOmniDataset):
                 self._query([pos], pair_where, exclude_image_id=img_id),
                 self._query([neg], pair_where, exclude_image_id=img_id, negative=True),
             ]
-            samples.append(self._sample(img, targets, None, queries, 'visual', pair_where, coco))
+            sample = self._sample(img, targets, None, queries, 'visual', pair_where, coco)
+            if self.test_mode:  # the negative kind's instances in the target, to score what the answer leaves out
+                sample['excluded'] = [ann['segmentation'] for ann in by_cat[neg]]
+            samples.append(sample)
         absent = [c for c in self.ref_db('instances').category_ids if c not in present]
         rng = np.random.default_rng([self.seed, img_id])
         for cat in rng.permutation(absent)[: self.no_target_per_image]:

@@ -6,7 +6,10 @@ from collections import defaultdict
 
 import numpy as np
 import pycocotools.mask as mask_utils
+import pytest
+import torch
 from conftest import PIPELINE
+from mmengine.structures import PixelData
 
 from omniris_mm.datasets import CocoVisualPromptDataset
 
@@ -62,3 +65,47 @@ def test_negative_exemplar_samples_from_a_coco_instance_file(omnishapes):
         union = np.any([ann_mask(a['segmentation'], h, w) for a in anns_of[(img, pos['category_id'])]], 0)
         np.testing.assert_array_equal(packed.gt_sem_seg.sem_seg[0].numpy() == 1, union)
     assert len(seen) == len(ds)  # no pair twice in an image
+
+
+def test_excluded_kind_and_the_same_samples_without_the_negative(omnishapes):
+    from omniris_mm.evaluation import OmniRISMetric
+
+    ann_file = osp.join(omnishapes, 'instances_test.json')
+    kwargs = dict(
+        ann_file=ann_file,
+        data_prefix=dict(img_path=osp.join(omnishapes, 'images')),
+        targeted=False,
+        no_target_per_image=0,
+        negatives_per_image=1,
+        pipeline=PIPELINE,
+        test_mode=True,
+    )
+    full, dropped = CocoVisualPromptDataset(**kwargs), CocoVisualPromptDataset(drop_negatives=True, **kwargs)
+    with open(ann_file) as f:
+        anns = [a for a in json.load(f)['annotations'] if not a.get('iscrowd', 0)]
+    metric = OmniRISMetric(instances=False)
+    hit = total = 0
+    for i in range(len(full)):
+        a, b = full.get_data_info(i), dropped.get_data_info(i)
+        [pos] = b['visual_prompts']
+        assert pos['ann_id'] == a['visual_prompts'][0]['ann_id'] and a['prompt_seed'] == b['prompt_seed']
+        packed = full[i]['data_samples']
+        h, w = packed.gt_sem_seg.sem_seg.shape[1:]
+        neg_cat = a['visual_prompts'][1]['category_id']
+        excl = np.any(
+            [
+                ann_mask(x['segmentation'], h, w)
+                for x in anns
+                if (x['image_id'], x['category_id']) == (a['img_id'], neg_cat)
+            ],
+            0,
+        )
+        np.testing.assert_array_equal(packed.gt_excluded.sem_seg[0].numpy() > 0, excl)
+        # an answer that is the whole left half of the image
+        pred = np.zeros((h, w), bool)
+        pred[:, : w // 2] = True
+        hit, total = hit + int((pred & excl).sum()), total + int(excl.sum())
+        packed.pred_sem_seg = PixelData(sem_seg=torch.from_numpy(pred[None].astype(np.uint8)))
+        packed.pred_no_target = False
+        metric.process({}, [packed])
+    assert metric.evaluate(len(full))['excluded'] == pytest.approx(100 * hit / total)

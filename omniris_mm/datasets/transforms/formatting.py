@@ -1,7 +1,9 @@
 import numpy as np
+import torch
 from mmcv.transforms import to_tensor
 from mmdet.datasets.transforms import PackDetInputs
 from mmdet.registry import TRANSFORMS
+from mmengine.structures import PixelData
 
 from ..utils import IGNORE_INDEX, OmniDataError
 
@@ -104,6 +106,8 @@ class PackOmniInputs(PackDetInputs):
         data_sample = packed['data_samples']
         if 'gt_masks' in results or 'gt_no_target' in results:
             data_sample.gt_no_target = no_target
+        if 'gt_excluded' in results:
+            data_sample.gt_excluded = PixelData(sem_seg=torch.from_numpy(results['gt_excluded'][None].copy()))
         data_sample.ref_imgs = [_chw(p['img']) for p in prompts]
         data_sample.prompt_maps = [_chw(p['prompt_map'].astype(np.uint8)) for p in prompts]
         data_sample.ref_masks = [_chw(p['ref_mask'].astype(np.uint8)) for p in prompts]

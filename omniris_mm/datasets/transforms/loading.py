@@ -24,7 +24,9 @@ class LoadOmniAnnotations(LoadAnnotations):
     from its annotation. Adds ``gt_ann_ids``. A crowd region (an instance with
     ``crowd`` True, see the datasets' ``crowd`` argument) is loaded with
     ``gt_ignore_flags`` True: ``PackOmniInputs`` makes it void in the union and
-    mmdet's packing puts it in ``ignored_instances``.
+    mmdet's packing puts it in ``ignored_instances``. A sample's ``excluded``
+    segmentations (the negative kind's instances, test mode) become ``gt_excluded``,
+    their union at the image's size.
     """
 
     def __init__(self, with_bbox: bool = True, with_mask: bool = True, **kwargs):
@@ -56,6 +58,11 @@ class LoadOmniAnnotations(LoadAnnotations):
                     bad = [a for a, area in zip(ann_ids, areas) if area == 0]
                     raise OmniDataError(f'{where}: referred annotation(s) {bad} have an empty mask')
         results['gt_ignore_flags'] = crowd
+        if results.get('excluded') is not None:  # the negative kind's instances (test mode), at this size
+            excl = np.zeros((h, w), np.uint8)
+            for seg in results['excluded']:
+                excl |= decode_mask(seg, h, w).astype(np.uint8)
+            results['gt_excluded'] = excl
         return results
 
 

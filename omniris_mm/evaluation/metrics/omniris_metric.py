@@ -226,6 +226,9 @@ def summarize(records: Sequence[dict]) -> Dict[str, float]:
         out[f'Pr@{t}'] = _ratio(sum(iou >= t for iou in targeted), len(targeted))
     out['N-acc'] = _ratio(n['TP'], n['TP'] + n['FN'])
     out['T-acc'] = _ratio(n['TN'], n['TN'] + n['FP'])
+    excluded = [r for r in records if 'excl_total' in r]
+    if excluded:  # negative exemplars: the share of the excluded kind's pixels in the answers
+        out['excluded'] = _ratio(sum(r['excl_hit'] for r in excluded), sum(r['excl_total'] for r in excluded))
     return out
 
 
@@ -307,6 +310,18 @@ class OmniRISMetric(SkipCounter, BaseMetric):
             if pred_nt is None or gt_nt is None:
                 raise KeyError('OmniRISMetric needs pred_no_target and gt_no_target on every data sample')
             record = sample_counts(pred, gt, bool(pred_nt), bool(gt_nt))
+            excl = _field(sample, 'gt_excluded')
+            if excl is not None:
+                excl = _mask(sample, 'gt_excluded')
+                if self.eval_size is not None:
+                    excl = _resize_nearest(excl, self.eval_size)
+                if excl.shape != pred.shape:
+                    raise ValueError(
+                        f'gt_excluded {tuple(excl.shape)} and the prediction {tuple(pred.shape)} differ in size '
+                        f'for sample {_meta(sample, "img_path")}'
+                    )
+                excl = excl > 0
+                record.update(excl_total=int(excl.sum()), excl_hit=int((excl & (pred > 0)).sum()))
             if self.instances:
                 instance = self._instance_record(sample, pred)
                 if instance is not None:
@@ -389,5 +404,9 @@ class OmniRISMetric(SkipCounter, BaseMetric):
             for (g, _, _), n in zip(rows, n_inst):
                 prefix = '' if g == 'all' else f'{g}/'
                 lines.append(f'{g:<18}{n:>7}' + ''.join(f'{metrics[prefix + k]:>11.2f}' for k in INSTANCE_KEYS))
+        if 'excluded' in metrics:
+            lines.append(
+                f"negative exemplars: the answers cover {metrics['excluded']:.2f} % of the excluded kind's pixels"
+            )
         lines.append(self._skipped_line(list(skipped), len(results)))
         MMLogger.get_current_instance().info('OmniRIS results:\n' + '\n'.join(lines))
