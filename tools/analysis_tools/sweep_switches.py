@@ -42,6 +42,7 @@ CONFIGS = {
     'quickstart': QUICKSTART,
     'single': 'configs/omnishapes/omnisegnet_tiny_2k_omnishapes_single.py',
     'target': 'configs/omnishapes/omnisegnet_tiny_2k_omnishapes_target.py',
+    'negative': 'configs/omnishapes/omnisegnet_tiny_2k_omnishapes_negative.py',
 }
 DATA = 'data/omnishapes'
 
@@ -80,6 +81,7 @@ FIGURES = {
     'quickstart': ('text/gIoU', 'visual/gIoU', 'omni/gIoU', 'gIoU', 'cIoU', 'N-acc'),
     'single': ('text/gIoU', 'visual/gIoU', 'omni/gIoU', 'gIoU', 'cIoU', 'N-acc'),
     'target': ('text/gIoU', 'visual/gIoU', 'omni/gIoU', 'gIoU', 'cIoU', 'N-acc'),
+    'negative': ('text/gIoU', 'visual/gIoU', 'omni/gIoU', 'gIoU', 'cIoU', 'N-acc'),
     'overfit': ('gIoU', 'cIoU'),
 }
 
