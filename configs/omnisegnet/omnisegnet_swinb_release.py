@@ -18,6 +18,7 @@
 #   head.instance_criterion=None            no instance branch (the release answers with the union mask)
 #   head.test_cfg.empty_on_no_target=False  a "no target" answer keeps its mask, as the release outputs it
 #   prompt_type_embed=False                 no prompt-type embeddings
+#   target_maps=False                       (prompts on the target: ours only)
 #   fusion='union'                          text and visual prompts segmented apart, masks OR-ed,
 #                                           "no target" only if every prompt says so
 # Test a converted checkpoint:
@@ -28,6 +29,7 @@ _base_ = ['../omnisegnet_swinb.py']
 model = dict(
     fusion='union',
     prompt_type_embed=False,
+    target_maps=False,
     backbone=dict(stage_out='fusion', gate_zero_init='both'),
     text_encoder=dict(pad_to_max_tokens=True),
     prompt_encoder=dict(prompt_region='nearest', downscale_relu=True, norm_eps=1e-6),

@@ -78,6 +78,7 @@ RELEASE_BEHAVIOURS = (
         'a "no target" answer keeps the mask the model predicts',
     ),
     Behaviour(None, 'prompt_type_embed', False, 'no prompt-type embeddings'),
+    Behaviour(None, 'target_maps', False, 'no prompt on the target image, so no maps of them (ours: zero at first)'),
     Behaviour(
         None,
         'fusion',

@@ -31,7 +31,10 @@ NOT_IN_RELEASE = {
     'head.objectness.weight',
     'head.objectness.bias',
     *(f'head.instance_embed.layers.{i}.{p}' for i in range(3) for p in ('weight', 'bias')),
+    *(f'target_map_embed.{i}.{p}' for i in range(4) for p in ('weight', 'bias')),
 }
+# Swin-B's four levels: 2 map channels (positive, negative) -> 128, 256, 512, 1024, weights and biases.
+TARGET_MAP_PARAMS = sum(c * 2 + c for c in (128, 256, 512, 1024))
 # From the keys file: 232,348,409 parameters, 690,160 of them unused.
 MAPPED_PARAMS = 232_348_409 - 690_160
 OURS_CONFIG = osp.join(REPO, 'configs', 'omnisegnet_swinb.py')
@@ -137,6 +140,8 @@ def test_our_config_gets_neutral_type_embeddings_and_names_what_differs(converte
     assert set(report.not_in_release) == NOT_IN_RELEASE
     assert torch.equal(state_dict['prompt_type_embed.weight'], torch.zeros(len(PROMPT_TYPES), 768))
     assert not any(k.startswith('head.instance_embed') or k.startswith('head.objectness') for k in state_dict)
+    maps = {k: v for k, v in state_dict.items() if k.startswith('target_map_embed.')}
+    assert sum(v.numel() for v in maps.values()) == TARGET_MAP_PARAMS and all(not v.any() for v in maps.values())
     named = {line.split('=')[0] for line in report.differences}
     # Every forward-pass behaviour of the release that configs/omnisegnet_swinb.py changes.
     assert named == {
@@ -154,6 +159,7 @@ def test_our_config_gets_neutral_type_embeddings_and_names_what_differs(converte
         'head.instance_criterion',
         'head.test_cfg.empty_on_no_target',
         'prompt_type_embed',
+        'target_maps',
         'fusion',
     }
     summary = report.summary()
@@ -163,7 +169,7 @@ def test_our_config_gets_neutral_type_embeddings_and_names_what_differs(converte
 def test_converted_weights_land_in_the_model_unchanged(model, converted_ours):
     state_dict, report = converted_ours
     params = dict(model.named_parameters())
-    instance = NOT_IN_RELEASE - {'prompt_type_embed.weight'}
+    instance = {k for k in NOT_IN_RELEASE if k.startswith('head.')}
     untouched = {k: params[k].detach().clone() for k in instance}
     result = model.load_state_dict(state_dict, strict=False)
     assert result.unexpected_keys == []
@@ -174,9 +180,8 @@ def test_converted_weights_land_in_the_model_unchanged(model, converted_ours):
     for key, value in untouched.items():
         assert torch.equal(params[key], value), key
     mapped_params = sum(state_dict[k].numel() for k in params if k in state_dict)
-    assert (
-        mapped_params == MAPPED_PARAMS - 1 + len(PROMPT_TYPES) * 768
-    )  # no lang_weight; zero type embeddings (one row per type)
+    # no lang_weight; zero type embeddings (one row per type) and zero target-map convolutions
+    assert mapped_params == MAPPED_PARAMS - 1 + len(PROMPT_TYPES) * 768 + TARGET_MAP_PARAMS
     assert mapped_params + sum(params[k].numel() for k in instance) == sum(p.numel() for p in params.values())
 
 

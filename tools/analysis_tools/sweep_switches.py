@@ -71,6 +71,9 @@ VARIANTS['inst_noobj'] = {
     f'model.head.instance_criterion.loss_cls.{k}': v
     for k, v in dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=2.0, class_weight=[1.0, 0.5]).items()
 }
+# The prompts on the target as maps added to the target's features (now the default; runs of the
+# target protocol before it were 'ours' without them).
+VARIANTS['target_maps'] = {'model.target_maps': True}
 # Training-data variants (quickstart and target protocols only): not model options.
 DATA_VARIANTS = {
     # k-shot exemplars: every visual training sample with 1 to 3 references of its shape kind

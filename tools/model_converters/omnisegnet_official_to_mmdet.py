@@ -79,6 +79,7 @@ class Target(NamedTuple):
 
     gated_prompt_attn: bool  # head.layers.0.lang_weight exists
     prompt_type_embed: bool
+    target_maps: bool
     instance_branch: bool
     differences: Tuple[str, ...]  # release_differences of the config
 
@@ -87,6 +88,7 @@ class Target(NamedTuple):
         return cls(
             gated_prompt_attn=config_value(model_cfg, 'head', 'prompt_attn') == 'gated',
             prompt_type_embed=config_value(model_cfg, None, 'prompt_type_embed'),
+            target_maps=config_value(model_cfg, None, 'target_maps'),
             instance_branch=bool(config_value(model_cfg, 'head', 'instance_criterion')),
             differences=tuple(release_differences(model_cfg)),
         )
@@ -354,6 +356,19 @@ def convert(
             f'prompt-type embeddings ({", ".join(PROMPT_TYPES)}): written as zeros, so they add nothing '
             'to the tokens (as the release, which has none)'
         )
+    if target.target_maps:
+        backbone = model_cfg['backbone']
+        # mmdet's SwinTransformer defaults (PromptFusedSwin passes these on to it)
+        dims, out_indices = backbone.get('embed_dims', 96), backbone.get('out_indices', (0, 1, 2, 3))
+        for level, i in enumerate(out_indices):
+            channels = dims * 2**i
+            for name, shape in (('weight', (channels, 2, 1, 1)), ('bias', (channels,))):
+                key = f'target_map_embed.{level}.{name}'
+                converted[key] = torch.zeros(shape)
+                report.not_in_release[key] = (
+                    'maps of the prompts on the target: written as zeros, so they add nothing (the release '
+                    'takes no prompt on the target)'
+                )
     if target.instance_branch:
         for key in INSTANCE_BRANCH:
             report.not_in_release[key] = (

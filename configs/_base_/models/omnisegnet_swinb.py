@@ -49,6 +49,9 @@ swin_b_url = 'https://github.com/SwinTransformer/storage/releases/download/v1.0.
 model = dict(
     type='OmniSegNet',
     fusion='concat',
+    # The prompts on the target also go in as maps added to the target's features (where "this object"
+    # is); no effect without such prompts. The release has none.
+    target_maps=True,
     data_preprocessor=dict(type='OmniDataPreprocessor', pad_size_divisor=32),
     backbone=dict(
         type='PromptFusedSwin',

@@ -3,6 +3,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmdet.models.detectors import BaseDetector
 from mmdet.registry import MODELS
 from mmdet.structures import SampleList
@@ -75,6 +76,15 @@ class OmniSegNet(BaseDetector):
             the text path 0.75x eager after about 170 s of compilation
             (``tools/analysis_tools/benchmark.py`` times it as ``CASE-compiled``):
             worth it for many images of one size, not for a few.
+        target_maps (bool): Add the prompt maps drawn on the target itself (clicks,
+            boxes, scribbles; negative clicks in a channel of their own) to the
+            target's features at every level, by a zero-initialised 1 x 1
+            convolution of their max-pooled maps, as SAM adds its dense prompt
+            embedding to the image embedding. A prompt on the target means one
+            object *there*; its tokens (pooled from the region) say what it looks
+            like, not where it is, so without the maps the model answers the
+            object's kind. No effect on samples without such prompts, and none at
+            initialisation (a checkpoint without these weights loads them as zeros).
         compile_cfg (dict, optional): Keyword arguments of ``torch.compile``
             (``mode``, ``dynamic``, ``backend``, ...).
     """
@@ -95,6 +105,7 @@ class OmniSegNet(BaseDetector):
         train_only: Optional[Sequence[str]] = None,
         compile_modules: Optional[Sequence[str]] = None,
         compile_cfg: Optional[dict] = None,
+        target_maps: bool = False,
     ):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         if fusion not in ('concat', 'union'):
@@ -120,6 +131,14 @@ class OmniSegNet(BaseDetector):
             )
         self.prompt_type_embed = nn.Embedding(len(PROMPT_TYPES), prompt_dims) if prompt_type_embed else None
         self.head = MODELS.build(head)
+        self.target_map_embed = None
+        if target_maps:
+            channels = [self.backbone.num_features[i] for i in self.backbone.out_indices]
+            with torch.random.fork_rng():  # built aside: the other modules' initialisation stays as it was
+                self.target_map_embed = nn.ModuleList(nn.Conv2d(2, c, 1) for c in channels)
+            for conv in self.target_map_embed:
+                nn.init.zeros_(conv.weight)
+                nn.init.zeros_(conv.bias)
         self.train_only = tuple(train_only) if train_only is not None else None
         if self.train_only is not None:
             names = [n for n, _ in self.named_parameters()]
@@ -153,6 +172,12 @@ class OmniSegNet(BaseDetector):
                     logger='current',
                     level=30,
                 )
+        has_maps = any(k.startswith(prefix + 'target_map_embed.') for k in state_dict)
+        if self.target_map_embed is not None and not has_maps:
+            # A checkpoint from before the target maps: they start at zero (no effect), as at initialisation.
+            for name, value in self.target_map_embed.state_dict().items():
+                state_dict[f'{prefix}target_map_embed.{name}'] = torch.zeros_like(value)
+            print_log(f'{prefix}target_map_embed: not in the checkpoint, starts at zero', logger='current', level=30)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def train(self, mode: bool = True):
@@ -256,6 +281,33 @@ class OmniSegNet(BaseDetector):
             mask[j, : len(t)] = v
         return tokens, mask, owners
 
+    def _add_target_maps(self, feats: List[Tensor], inputs: Tensor, samples: SampleList, owners: List[int]):
+        """``feats`` of the (padded) target ``inputs`` plus the embedded maps of the prompts on
+        the target (``target_maps``)."""
+        if self.target_map_embed is None:
+            return feats
+        pad_h, pad_w = inputs.shape[-2:]
+        maps = feats[0].new_zeros((len(owners), 2, pad_h, pad_w))
+        drawn = False
+        for row, o in enumerate(owners):
+            sample = samples[o]
+            types = [t for t in sample.metainfo.get('prompt_types', []) if t != 'text']
+            for t, m in zip(types, sample.get('prompt_maps', [])):
+                if t not in TARGET_PROMPT_TYPES:
+                    continue
+                h, w = m.shape[-2:]
+                if (h, w) != tuple(sample.metainfo.get('img_shape', (h, w))[:2]):
+                    raise ValueError(
+                        f'sample {sample.metainfo.get("img_path")}: a {t!r} prompt map is {(h, w)} but the target '
+                        f'image is {tuple(sample.metainfo["img_shape"][:2])}'
+                    )
+                ch = 1 if t in NEGATIVE_PROMPT_TYPES else 0
+                maps[row, ch, :h, :w] = torch.maximum(maps[row, ch, :h, :w], (m[0] > 0).to(maps))
+                drawn = True
+        if not drawn:
+            return feats
+        return [f + conv(F.adaptive_max_pool2d(maps, f.shape[-2:])) for f, conv in zip(feats, self.target_map_embed)]
+
     # -- the three modes ---------------------------------------------------------------
     def extract_feat(self, batch_inputs: Tensor, prompt_tokens: Tensor, prompt_mask: Tensor) -> List[Tensor]:
         return self.backbone(batch_inputs, prompt_tokens, prompt_mask)
@@ -271,8 +323,9 @@ class OmniSegNet(BaseDetector):
                 "fusion='union' trains on single-prompt samples only (the published setting); "
                 "use fusion='concat' for samples with several prompts"
             )
-        tokens, mask, _ = self._prompt_rows(prompts)
+        tokens, mask, owners = self._prompt_rows(prompts)
         feats = self.extract_feat(batch_inputs, tokens, mask)
+        feats = self._add_target_maps(feats, batch_inputs, batch_data_samples, owners)
         return self.head.loss(feats, tokens, mask, batch_data_samples)
 
     def parse_losses(self, losses: Dict[str, Tensor]) -> Tuple[Tensor, Dict[str, Tensor]]:
@@ -298,6 +351,7 @@ class OmniSegNet(BaseDetector):
         ``pred_instances`` (masks, scores, labels) of each data sample."""
         tokens, mask, owners = self._prompt_rows(self.encode_prompts(batch_data_samples))
         feats = self.extract_feat(batch_inputs[owners], tokens, mask)
+        feats = self._add_target_maps(feats, batch_inputs, batch_data_samples, owners)
         metas = [batch_data_samples[o].metainfo for o in owners]
         results = self.head.predict(feats, tokens, mask, metas, rescale=rescale)
         for i, sample in enumerate(batch_data_samples):
@@ -316,4 +370,6 @@ class OmniSegNet(BaseDetector):
 
     def _forward(self, batch_inputs: Tensor, batch_data_samples: SampleList) -> Dict[str, Tensor]:
         tokens, mask, owners = self._prompt_rows(self.encode_prompts(batch_data_samples))
-        return self.head(self.extract_feat(batch_inputs[owners], tokens, mask), tokens, mask)
+        feats = self.extract_feat(batch_inputs[owners], tokens, mask)
+        feats = self._add_target_maps(feats, batch_inputs, batch_data_samples, owners)
+        return self.head(feats, tokens, mask)
