@@ -49,6 +49,8 @@ def test_clicks_train_their_own_type_embeddings_and_predict():
     used = {'click', 'neg_click', 'target_box'}
     for i, t in enumerate(PROMPT_TYPES):
         assert bool(grad[i].abs().sum() > 0) == (t in used), t
+    # the maps of the prompts on the target learn too (zero at first, so only their weights see a gradient path)
+    assert all(conv.weight.grad.abs().sum() > 0 for conv in model.target_map_embed)
 
     model.eval()
     with torch.no_grad():
