@@ -20,17 +20,23 @@ def ann_mask(segmentation, h, w):
     return mask_utils.decode(segmentation).astype(bool)
 
 
-def test_negative_exemplar_samples_from_a_coco_instance_file(omnishapes):
-    ann_file = osp.join(omnishapes, 'instances_test.json')
-    ds = CocoVisualPromptDataset(
-        ann_file=ann_file,
+def negatives(omnishapes, per_image, **kwargs):
+    """Only the negative-exemplar samples of OmniShapes' test instances."""
+    return CocoVisualPromptDataset(
+        ann_file=osp.join(omnishapes, 'instances_test.json'),
         data_prefix=dict(img_path=osp.join(omnishapes, 'images')),
         targeted=False,
         no_target_per_image=0,
-        negatives_per_image=2,
+        negatives_per_image=per_image,
         pipeline=PIPELINE,
         test_mode=True,
+        **kwargs,
     )
+
+
+def test_negative_exemplar_samples_from_a_coco_instance_file(omnishapes):
+    ann_file = osp.join(omnishapes, 'instances_test.json')
+    ds = negatives(omnishapes, 2)
     with open(ann_file) as f:
         coco = json.load(f)
     cats_of = defaultdict(set)
@@ -71,16 +77,7 @@ def test_excluded_kind_and_the_same_samples_without_the_negative(omnishapes):
     from omniris_mm.evaluation import OmniRISMetric
 
     ann_file = osp.join(omnishapes, 'instances_test.json')
-    kwargs = dict(
-        ann_file=ann_file,
-        data_prefix=dict(img_path=osp.join(omnishapes, 'images')),
-        targeted=False,
-        no_target_per_image=0,
-        negatives_per_image=1,
-        pipeline=PIPELINE,
-        test_mode=True,
-    )
-    full, dropped = CocoVisualPromptDataset(**kwargs), CocoVisualPromptDataset(drop_negatives=True, **kwargs)
+    full, dropped = negatives(omnishapes, 1), negatives(omnishapes, 1, drop_negatives=True)
     with open(ann_file) as f:
         anns = [a for a in json.load(f)['annotations'] if not a.get('iscrowd', 0)]
     metric = OmniRISMetric(instances=False)
