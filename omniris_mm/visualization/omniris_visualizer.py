@@ -13,7 +13,7 @@ from ..datasets.utils import NEGATIVE_EXEMPLAR_TYPES, TARGET_PROMPT_TYPES
 
 PROMPT_COLOR = (255, 160, 0)  # references: the prompt region
 CLICK_COLORS = {'click': (0, 200, 0), 'neg_click': (230, 0, 0)}  # clicks on the target: positive, negative
-NEGATIVE_COLOR = (230, 0, 0)  # a negative exemplar: its prompt and its panel's frame
+NEGATIVE_COLOR = CLICK_COLORS['neg_click']  # a negative exemplar: its prompt and its panel's frame
 TARGET_COLORS = [(220, 20, 60), (0, 130, 200), (60, 180, 75), (145, 30, 180), (245, 130, 48), (70, 240, 240)]
 GT_COLOR = (255, 255, 255)
 

@@ -310,8 +310,7 @@ class OmniRISMetric(SkipCounter, BaseMetric):
             if pred_nt is None or gt_nt is None:
                 raise KeyError('OmniRISMetric needs pred_no_target and gt_no_target on every data sample')
             record = sample_counts(pred, gt, bool(pred_nt), bool(gt_nt))
-            excl = _field(sample, 'gt_excluded')
-            if excl is not None:
+            if _field(sample, 'gt_excluded') is not None:
                 excl = _mask(sample, 'gt_excluded')
                 if self.eval_size is not None:
                     excl = _resize_nearest(excl, self.eval_size)
