@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Sets up .venv (idempotent), then runs the main job on the embedded default:
 #   1. writes the synthetic OmniShapes set (data/omnishapes) and checks its files with the oracle;
-#   2. trains the tiny OmniSegNet on it on the CPU (text, visual and omni samples, mask/box/scribble prompts);
+#   2. trains the tiny OmniSegNet on it on the CPU, every prompt kind in one model: text, visual (mask, box,
+#      scribble; 1 to 3 exemplars) and omni samples, prompts on the target itself (clicks, box, scribble) and
+#      negative exemplars;
 #   3. evaluates it on every test split (text, visual, omni), prints the OmniRIS table and writes
-#      one picture per test sample.
+#      one picture per test sample;
+#   4. scores the new prompt kinds: clicks (mIoU@1, NoC@85/90), boxes on the target, 5-shot exemplars and
+#      negative exemplars.
 # Usage: bash tools/quickstart.sh [WORK_DIR]   (default work_dirs/quickstart)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -11,7 +15,7 @@ cd "$ROOT"
 bash tools/setup_env.sh
 PY=.venv/bin/python
 WORK=${1:-work_dirs/quickstart}
-CONFIG=configs/omnishapes/omnisegnet_tiny_2k_omnishapes.py
+CONFIG=configs/omnishapes/omnisegnet_tiny_2k_omnishapes_all.py
 DATA=data/omnishapes
 start=$(date +%s)
 mkdir -p "$WORK"
@@ -50,13 +54,27 @@ CKPT="$WORK/iter_2000.pth"
 echo "[quickstart] evaluating every test split and drawing the predictions"
 run_logged "$WORK/test.log" "$TABLE" \
   $PY tools/test.py "$CONFIG" "$CKPT" --work-dir "$WORK/test" --show-dir pictures
-$PY - "$WORK/test" "$start" <<'PYEOF'
+echo "[quickstart] scoring the prompts on the target, 5 exemplars and negative exemplars"
+for kind in interactive target_box kshot negative; do
+  run_logged "$WORK/test_$kind.log" "^(mIoU@1|NoC@(85|90)) |^skipped: " \
+    $PY tools/test.py "configs/omnishapes/${kind}_omnishapes.py" "$CKPT" --work-dir "$WORK/test_$kind"
+done
+$PY - "$WORK" "$start" <<'PYEOF'
 import glob, json, os, sys, time
-run = sorted(glob.glob(os.path.join(sys.argv[1], '*', '*.json')))[-1]
-metrics = json.load(open(run))
+def metrics(name):
+    run = sorted(glob.glob(os.path.join(sys.argv[1], name, '*', '*.json')))[-1]
+    return run, json.load(open(run))
+run, m = metrics('test')
 pictures = os.path.join(os.path.dirname(run), 'pictures')
-print(f'[quickstart] gIoU: text {metrics["text/gIoU"]:.1f}, visual {metrics["visual/gIoU"]:.1f}, '
-      f'omni {metrics["omni/gIoU"]:.1f}, all {metrics["gIoU"]:.1f}; N-acc {metrics["N-acc"]:.1f}')
+print(f'[quickstart] gIoU: text {m["text/gIoU"]:.1f}, visual {m["visual/gIoU"]:.1f}, '
+      f'omni {m["omni/gIoU"]:.1f}, all {m["gIoU"]:.1f}; N-acc {m["N-acc"]:.1f}')
+print(f'[quickstart] instances: count-acc {m["count-acc"]:.1f}, mask-AP {m["mask-AP"]:.1f}, '
+      f'outside the union {m["outside"]:.1f} %')
+clicks, box, kshot, neg = (metrics(f'test_{k}')[1] for k in ('interactive', 'target_box', 'kshot', 'negative'))
+print(f'[quickstart] clicks on the target: mIoU@1 {clicks["mIoU@1"]:.1f}, NoC@85 {clicks["NoC@85"]:.2f}, '
+      f'NoC@90 {clicks["NoC@90"]:.2f}; a box on the target: mIoU {box["gIoU"]:.1f}')
+print(f'[quickstart] 5 exemplars: visual gIoU {kshot["gIoU"]:.1f} (1 exemplar: {m["visual/gIoU"]:.1f}); '
+      f'with a negative exemplar: gIoU {neg["gIoU"]:.1f}, {neg["excluded"]:.1f} % of the excluded kind answered')
 print(f'[quickstart] {len(os.listdir(pictures))} pictures in {pictures}')
 print(f'[quickstart] data, training and testing took {(time.time() - float(sys.argv[2])) / 60:.1f} min')
 PYEOF

@@ -3,7 +3,7 @@
 # each next one at the centre of the largest error region of the last answer, up to 20 clicks;
 # mIoU after one click, NoC@85 and NoC@90.
 #   python tools/test.py configs/omnishapes/interactive_omnishapes.py CHECKPOINT
-_base_ = ['./omnisegnet_tiny_2k_omnishapes_target.py']
+_base_ = ['./omnisegnet_tiny_2k_omnishapes_all.py']
 
 target_test_pipeline = [
     dict(type='LoadImageFromFile', color_type='color_ignore_orientation'),
@@ -23,6 +23,7 @@ test_dataloader = dict(
         ann_file='instances_test.json',
         data_prefix=dict(img_path='images/'),
         prompt_type='click',
+        distractors=None,  # only the training clicks use them
         pipeline=target_test_pipeline,
         test_mode=True,
     ),

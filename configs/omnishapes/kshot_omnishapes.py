@@ -5,7 +5,7 @@
 #   python tools/test.py configs/omnishapes/kshot_omnishapes.py CHECKPOINT \
 #       --cfg-options test_dataloader.dataset.num_shots=1
 # score the same episodes with 5 and with 1 exemplar (the second is the quickstart's visual-test).
-_base_ = ['./omnisegnet_tiny_2k_omnishapes.py']
+_base_ = ['./omnisegnet_tiny_2k_omnishapes_all.py']
 
 test_dataloader = dict(
     dataset=dict(

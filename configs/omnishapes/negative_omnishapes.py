@@ -6,7 +6,7 @@
 #   python tools/test.py configs/omnishapes/negative_omnishapes.py CHECKPOINT
 #   python tools/test.py configs/omnishapes/negative_omnishapes.py CHECKPOINT \
 #       --cfg-options test_dataloader.dataset.drop_negatives=True
-_base_ = ['./omnisegnet_tiny_2k_omnishapes_negative.py']
+_base_ = ['./omnisegnet_tiny_2k_omnishapes_all.py']
 
 test_dataloader = dict(
     dataset=dict(

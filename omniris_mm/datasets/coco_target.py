@@ -18,6 +18,11 @@ class CocoTargetPromptDataset(BaseOmniDataset):
     the image are not targets. ``prompt_modality`` is ``'target'``, the setting 1v1.
     Images without such an instance give no sample.
 
+    Each prompt also carries its *distractors*, the image's other instances that a
+    model reading the prompt as its category would add (``distractors``):
+    ``LoadVisualPrompts`` decodes them into a label map and ``SynthesizePromptMaps``
+    places the later training clicks on them as on the model's own errors.
+
     Args:
         ann_file (str): COCO-format ``instances.json``.
         data_prefix (dict): ``img_path``: the image folder.
@@ -25,6 +30,10 @@ class CocoTargetPromptDataset(BaseOmniDataset):
         category_ids (Sequence[int], optional): Restrict to these categories.
         prompt_type (str, optional): ``'click'``, ``'target_box'`` or
             ``'target_scribble'`` for every sample (a test config); None draws one.
+        distractors (str, optional): ``'category'`` (default): the other non-crowd
+            instances of the prompt's category; ``'all'``: every other non-crowd
+            instance; None: none (the later clicks fix a shifted copy of the
+            instance only).
     """
 
     PROMPT_TYPE_CHOICES = tuple(t for t in TARGET_PROMPT_TYPES if t != 'neg_click')
@@ -35,8 +44,12 @@ class CocoTargetPromptDataset(BaseOmniDataset):
         data_prefix: dict = dict(img_path=''),
         min_area: float = 0.0,
         category_ids: Optional[Sequence[int]] = None,
+        distractors: Optional[str] = 'category',
         **kwargs,
     ):
+        if distractors not in ('category', 'all', None):
+            raise ValueError(f"distractors must be 'category', 'all' or None, got {distractors!r}")
+        self.distractors = distractors
         self.min_area = float(min_area)
         self.category_ids = None if category_ids is None else {int(c) for c in category_ids}
         super().__init__(ann_file=ann_file, data_prefix=data_prefix, **kwargs)
@@ -49,7 +62,8 @@ class CocoTargetPromptDataset(BaseOmniDataset):
     def _image_samples(self, coco: CocoIndex, img: dict, where: str) -> List[dict]:
         img_id = int(img['id'])
         samples = []
-        for ann in coco.anns_by_image.get(img_id, []):
+        anns = coco.anns_by_image.get(img_id, [])
+        for ann in anns:
             cat = int(ann['category_id'])
             if ann.get('iscrowd', 0) or (self.category_ids is not None and cat not in self.category_ids):
                 continue
@@ -67,6 +81,14 @@ class CocoTargetPromptDataset(BaseOmniDataset):
                 prompt_type=self.prompt_type,
                 on_target=True,
             )
+            if self.distractors is not None:
+                sample['target_prompt']['distractors'] = [
+                    other['segmentation']
+                    for other in anns
+                    if other['id'] != ann['id']
+                    and not other.get('iscrowd', 0)
+                    and (self.distractors == 'all' or int(other['category_id']) == cat)
+                ]
             samples.append(sample)
         return samples
 

@@ -181,3 +181,90 @@ def test_bad_target_prompt_settings_are_refused():
         SynthesizePromptMaps(target_prompt_probs=dict(neg_click=1.0))
     with pytest.raises(ValueError, match='num_clicks'):
         SynthesizePromptMaps(num_clicks=(0, 2))
+
+
+def test_later_training_clicks_fix_distractor_instances_as_test_time_errors():
+    """A stand-in answer that covers a whole other instance (as a model reading the click as its
+    category answers) gets a negative click at that instance's centre."""
+    mask = rectangle((100, 100), 10, 30, 10, 30)  # the target: 20 x 20
+    distractors = np.zeros((100, 100), np.uint8)
+    distractors[49:80, 49:80] = 1  # another instance, 31 x 31: its centre is (64, 64) alone
+    distractors[85:95, 5:15] = 2
+    with_them = [
+        simulate_clicks(mask, np.random.default_rng(s), 2, distractors=distractors, distractor_prob=1.0)
+        for s in range(12)
+    ]
+    # Each distractor joins with probability 1/2: the big one, when it does, is the largest error.
+    big = [clicks[1] for clicks in with_them if clicks[1][:2] == (64, 64)]
+    assert big and all(not positive for _, _, positive in big)
+    assert 0 < len(big) < len(with_them)  # each distractor joins with probability 1/2
+    for s in range(12):  # distractor_prob=0: the old behaviour, no click on another instance
+        clicks = simulate_clicks(mask, np.random.default_rng(s), 3, distractors=distractors, distractor_prob=0.0)
+        assert clicks == simulate_clicks(mask, np.random.default_rng(s), 3)
+        assert not any(distractors[y, x] for x, y, _ in clicks)
+    # A distractor overlapping the target never turns target pixels into errors.
+    overlap = np.zeros((100, 100), np.uint8)
+    overlap[10:30, 10:60] = 1
+    for s in range(5):
+        for x, y, positive in simulate_clicks(
+            mask, np.random.default_rng(s), 4, distractors=overlap, distractor_prob=1.0
+        ):
+            assert bool(mask[y, x]) == positive
+
+
+def test_coco_target_prompts_carry_their_category_distractors():
+    root = shared('coco_val2017_sample')
+    with open(osp.join(root, 'instances.json')) as f:
+        anns = json.load(f)['annotations']
+    kwargs = dict(ann_file=osp.join(root, 'instances.json'), data_prefix=dict(img_path=root), category_ids=[1])
+    kwargs.update(min_area=500, test_mode=True)
+    pipeline = [dict(type='LoadImageFromFile'), dict(type='LoadOmniAnnotations'), dict(type='LoadVisualPrompts')]
+    ds = CocoTargetPromptDataset(pipeline=pipeline, **kwargs)
+    every = CocoTargetPromptDataset(pipeline=pipeline, distractors='all', **kwargs)
+    none = CocoTargetPromptDataset(pipeline=pipeline, distractors=None, **kwargs)
+    checked = 0
+    for i in range(len(ds)):
+        info = ds.get_data_info(i)
+        ann_id, img_id = info['instances'][0]['ann_id'], info['img_id']
+        same = [
+            a
+            for a in anns
+            if a['image_id'] == img_id and a['id'] != ann_id and a['category_id'] == 1 and not a['iscrowd']
+        ]
+        others = [a for a in anns if a['image_id'] == img_id and a['id'] != ann_id and not a['iscrowd']]
+        assert len(info['visual_prompts'][0]['distractors']) == len(same)
+        assert len(every.get_data_info(i)['visual_prompts'][0]['distractors']) == len(others)
+        assert 'distractors' not in none.get_data_info(i)['visual_prompts'][0]
+        if len(same) >= 2 and checked < 2:  # the label map: k on the k-th distractor, the later on top
+            prompt = ds[i]['visual_prompts'][0]
+            expected = np.zeros(prompt['ref_mask'].shape, np.uint8)
+            for k, a in enumerate(same, start=1):
+                h, w = expected.shape
+                seg = a['segmentation']
+                if isinstance(seg, list):
+                    seg = mask_utils.merge(mask_utils.frPyObjects(seg, h, w))
+                elif isinstance(seg['counts'], list):
+                    seg = mask_utils.frPyObjects(seg, h, w)
+                expected[mask_utils.decode(seg) > 0] = k
+            np.testing.assert_array_equal(prompt['distractor_map'], expected)
+            checked += 1
+    assert checked == 2
+    with pytest.raises(ValueError, match='distractors must be'):
+        CocoTargetPromptDataset(pipeline=pipeline, distractors='others', **kwargs)
+
+
+def test_the_distractor_map_moves_with_the_image():
+    from omniris_mm.datasets.transforms import OmniRandomFlip, OmniResize
+
+    img = np.zeros((40, 60, 3), np.uint8)
+    labels = np.zeros((40, 60), np.uint8)
+    labels[5:15, 10:20], labels[20:30, 40:55] = 1, 2
+    ref = rectangle((40, 60), 0, 4, 0, 4)
+    prompt = dict(img=img.copy(), ref_mask=ref, distractor_map=labels.copy(), on_target=True)
+    results = dict(img=img, img_shape=(40, 60), ori_shape=(40, 60), visual_prompts=[prompt])
+    results = OmniRandomFlip(prob=1.0, direction='horizontal')(results)
+    np.testing.assert_array_equal(results['visual_prompts'][0]['distractor_map'], labels[:, ::-1])
+    results = OmniResize(scale=(120, 80), keep_ratio=False)(results)
+    np.testing.assert_array_equal(
+        results['visual_prompts'][0]['distractor_map'], np.repeat(np.repeat(labels[:, ::-1], 2, 0), 2, 1)
+    )

@@ -165,3 +165,45 @@ def test_published_protocol_pipeline_on_real_photos():
     original = loaded['visual_prompts'][0]['ref_mask']
     expected_mask = np.asarray(Image.fromarray(original).resize((480, 480), Image.NEAREST))
     assert np.array_equal(sample.ref_masks[0][0].numpy(), expected_mask)
+
+
+def test_the_quickstart_trains_every_prompt_kind_in_one_model(omnishapes):
+    """configs/omnishapes/omnisegnet_tiny_2k_omnishapes_all.py (tools/quickstart.sh): the referring
+    sources of the 2k job (the visual one with 1 to 3 exemplars), prompts on the target and negative
+    exemplars, in one batch of 10, with the target-prompt maps in the model."""
+    import numpy as np
+    from mmdet.registry import DATASETS
+    from mmengine.registry import init_default_scope
+
+    import omniris_mm  # noqa: F401
+
+    init_default_scope('mmdet')
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'omnishapes', 'omnisegnet_tiny_2k_omnishapes_all.py'))
+    quickstart = open(osp.join(REPO, 'tools', 'quickstart.sh')).read()
+    assert 'CONFIG=configs/omnishapes/omnisegnet_tiny_2k_omnishapes_all.py' in quickstart
+    assert cfg.model.target_maps is True and cfg.train_cfg.max_iters == 2000
+    assert cfg.train_dataloader.batch_size == cfg.train_dataloader.sampler.batch_size == 10
+    assert cfg.train_dataloader.sampler.source_ratio == [2, 2, 1, 0.625, 0.625]
+    sources = cfg.train_dataloader.dataset.datasets
+    assert [s.type for s in sources] == ['OmniRefDataset'] * 3 + ['CocoTargetPromptDataset', 'CocoVisualPromptDataset']
+    assert [s.get('split') for s in sources[:3]] == ['text-train', 'visual-train', 'omni-train']
+    assert [s.num_shots for s in sources[:3]] == [1, (1, 3), 1]
+    seen = dict(shots=set(), target=0, negative=0)
+    np.random.seed(0)  # training-mode draws follow numpy's global state (seeded by mmengine in a run)
+    for k, source in enumerate(sources):
+        source = dict(source, data_root=omnishapes)
+        ds = DATASETS.build(source)
+        for i in range(0, min(len(ds), 40), 4):
+            sample = ds[i]['data_samples']
+            metas = sample.metainfo.get('ref_metas') or []
+            if k == 1:  # k exemplars of one kind, never the target image
+                assert len({m['category_id'] for m in metas}) == 1
+                assert all(m['img_path'] != sample.img_path for m in metas)
+                seen['shots'].add(len(metas))
+            if k == 3:
+                assert sample.prompt_modality == 'target' and all(m['on_target'] for m in metas)
+                seen['target'] += 1
+            if k == 4:
+                assert [bool(m.get('negative')) for m in metas] == [False, True]
+                seen['negative'] += 1
+    assert seen['shots'] == {1, 2, 3} and seen['target'] == seen['negative'] == 10

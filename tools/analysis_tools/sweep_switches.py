@@ -43,6 +43,20 @@ CONFIGS = {
     'single': 'configs/omnishapes/omnisegnet_tiny_2k_omnishapes_single.py',
     'target': 'configs/omnishapes/omnisegnet_tiny_2k_omnishapes_target.py',
     'negative': 'configs/omnishapes/omnisegnet_tiny_2k_omnishapes_negative.py',
+    'all': 'configs/omnishapes/omnisegnet_tiny_2k_omnishapes_all.py',
+}
+# Further test configs a protocol's checkpoint is scored with: (prefix, config, {their key: our key}).
+EXTRA_TESTS = {
+    'all': [
+        (
+            'click',
+            'configs/omnishapes/interactive_omnishapes.py',
+            {'mIoU@1': 'mIoU@1', 'NoC@85': 'NoC@85', 'NoC@90': 'NoC@90'},
+        ),
+        ('box', 'configs/omnishapes/target_box_omnishapes.py', {'gIoU': 'mIoU'}),
+        ('5shot', 'configs/omnishapes/kshot_omnishapes.py', {'gIoU': 'gIoU'}),
+        ('negative', 'configs/omnishapes/negative_omnishapes.py', {'gIoU': 'gIoU', 'excluded': 'excluded'}),
+    ]
 }
 DATA = 'data/omnishapes'
 
@@ -85,6 +99,8 @@ FIGURES = {
     'single': ('text/gIoU', 'visual/gIoU', 'omni/gIoU', 'gIoU', 'cIoU', 'N-acc'),
     'target': ('text/gIoU', 'visual/gIoU', 'omni/gIoU', 'gIoU', 'cIoU', 'N-acc'),
     'negative': ('text/gIoU', 'visual/gIoU', 'omni/gIoU', 'gIoU', 'cIoU', 'N-acc'),
+    'all': ('text/gIoU', 'visual/gIoU', 'omni/gIoU', 'gIoU', 'N-acc')
+    + tuple(f'{prefix}/{ours}' for prefix, _, keys in EXTRA_TESTS['all'] for ours in keys.values()),
     'overfit': ('gIoU', 'cIoU'),
 }
 
@@ -93,28 +109,45 @@ def options(variant):
     return [f'{k}={v}' for k, v in VARIANTS[variant].items()]
 
 
-def run_quickstart(variant, seed, work, config=QUICKSTART):
-    """tools/train.py then tools/test.py of ``config``; returns the test metrics."""
-    py = sys.executable
-    opts = [f'randomness.seed={seed}'] + options(variant)
-    ckpt = osp.join(work, 'iter_2000.pth')
-    test_opts = ['--cfg-options', *options(variant)] if options(variant) else []
-    steps = (
-        []
-        if osp.isfile(ckpt)
-        else [  # a finished training is not run again
-            ([py, 'tools/train.py', config, '--work-dir', work, '--cfg-options', *opts], 'train.log')
-        ]
-    )
-    steps.append(([py, 'tools/test.py', config, ckpt, '--work-dir', osp.join(work, 'test'), *test_opts], 'test.log'))
-    for cmd, log in steps:
-        with open(osp.join(work, log), 'w') as f:
-            if subprocess.run(cmd, cwd=REPO, stdout=f, stderr=subprocess.STDOUT).returncode:
-                raise RuntimeError(f'{" ".join(cmd)} failed; see {osp.join(work, log)}')
-    test_dir = osp.join(work, 'test')
-    runs = sorted(d for d in os.listdir(test_dir) if osp.isdir(osp.join(test_dir, d)))
-    with open(osp.join(test_dir, runs[-1], f'{runs[-1]}.json')) as f:
+def _test(config, ckpt, work, opts, log):
+    """tools/test.py of ``config`` on ``ckpt`` into ``work``; returns its metrics."""
+    cmd = [
+        sys.executable,
+        'tools/test.py',
+        config,
+        ckpt,
+        '--work-dir',
+        work,
+        *(['--cfg-options', *opts] if opts else []),
+    ]
+    _call(cmd, log)
+    runs = sorted(d for d in os.listdir(work) if osp.isdir(osp.join(work, d)))
+    with open(osp.join(work, runs[-1], f'{runs[-1]}.json')) as f:
         return json.load(f)
+
+
+def _call(cmd, log):
+    with open(log, 'w') as f:
+        if subprocess.run(cmd, cwd=REPO, stdout=f, stderr=subprocess.STDOUT).returncode:
+            raise RuntimeError(f'{" ".join(cmd)} failed; see {log}')
+
+
+def run_quickstart(variant, seed, work, config=QUICKSTART, extra_tests=()):
+    """tools/train.py then tools/test.py of ``config`` (and of each of ``extra_tests`` on the same
+    checkpoint, their figures prefixed); returns the test metrics."""
+    opts = options(variant)
+    ckpt = osp.join(work, 'iter_2000.pth')
+    if not osp.isfile(ckpt):  # a finished training is not run again
+        cmd = [sys.executable, 'tools/train.py', config, '--work-dir', work, '--cfg-options', f'randomness.seed={seed}']
+        _call(cmd + opts, osp.join(work, 'train.log'))
+    metrics = _test(config, ckpt, osp.join(work, 'test'), opts, osp.join(work, 'test.log'))
+    model_opts = [o for o in opts if o.startswith('model.')]  # the data variants are training-only
+    for prefix, test_config, keys in extra_tests:
+        out = _test(
+            test_config, ckpt, osp.join(work, f'test_{prefix}'), model_opts, osp.join(work, f'test_{prefix}.log')
+        )
+        metrics.update({f'{prefix}/{ours}': out[theirs] for theirs, ours in keys.items()})
+    return metrics
 
 
 def run_overfit(variant, seed):
@@ -140,7 +173,7 @@ def one(args):
         raise ValueError(f'{variant!r} changes the training data: only the {list(CONFIGS)} protocols train with it')
     start = time.time()
     if protocol in CONFIGS:
-        metrics = run_quickstart(variant, seed, work, CONFIGS[protocol])
+        metrics = run_quickstart(variant, seed, work, CONFIGS[protocol], EXTRA_TESTS.get(protocol, ()))
     else:
         metrics = run_overfit(variant, seed)
     record = dict(protocol=protocol, variant=variant, seed=seed, threads=args.threads, seconds=time.time() - start)

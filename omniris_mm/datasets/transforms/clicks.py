@@ -79,15 +79,32 @@ def _perturbed(mask: np.ndarray, rng: np.random.Generator, max_shift: float) -> 
 
 
 def simulate_clicks(
-    mask: np.ndarray, rng: np.random.Generator, num_clicks: int, far: float = 0.5, max_shift: float = 0.25
+    mask: np.ndarray,
+    rng: np.random.Generator,
+    num_clicks: int,
+    far: float = 0.5,
+    max_shift: float = 0.25,
+    distractors: Optional[np.ndarray] = None,
+    distractor_prob: float = 0.5,
 ) -> List[Click]:
     """``num_clicks`` clicks for training: the first by :func:`first_click`, each later one at the
-    centre of the largest error region of a perturbed copy of the mask (:func:`largest_error_click`);
-    the region a click fixes is then taken as fixed, so the next click goes elsewhere. Fewer clicks
-    come back when no error is left."""
+    centre of the largest error region of a stand-in answer (:func:`largest_error_click`); the
+    region a click fixes is then taken as fixed, so the next click goes elsewhere. Fewer clicks
+    come back when no error is left.
+
+    The stand-in answer is a perturbed copy of the mask and, with probability
+    ``distractor_prob`` when ``distractors`` (a label map of the image's other instances, 0 the
+    background) has any, each distractor instance with probability one half (at least one): the
+    answer of a model that read the click as its category, whose errors are whole other objects,
+    so the later clicks include negative ones at their centres as at test time."""
     mask = mask > 0
     clicks = [first_click(mask, rng, far)]
     pred = _perturbed(mask, rng, max_shift)
+    others = np.unique(distractors[(distractors > 0) & ~mask]) if distractors is not None else ()
+    if len(others) and num_clicks > 1 and rng.random() < distractor_prob:
+        chosen = others[rng.random(len(others)) < 0.5]
+        chosen = chosen if len(chosen) else others[[int(rng.integers(len(others)))]]
+        pred = pred | (np.isin(distractors, chosen) & ~mask)
     for _ in range(num_clicks - 1):
         click = largest_error_click(mask, pred)
         if click is None:

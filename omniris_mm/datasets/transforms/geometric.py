@@ -15,7 +15,8 @@ from mmdet.datasets.transforms import RandomFlip, Resize
 from mmdet.registry import TRANSFORMS
 from mmdet.structures.mask import BitmapMasks
 
-_PROMPT_MAPS = ('ref_mask', 'prompt_map')
+# distractor_map is a label map (CocoTargetPromptDataset): resized nearest and flipped as masks are.
+_PROMPT_MAPS = ('ref_mask', 'prompt_map', 'distractor_map')
 
 
 def apply_to_references(results: dict, fn: Callable[[dict], None], **extra) -> None:

@@ -66,6 +66,14 @@ class LoadOmniAnnotations(LoadAnnotations):
         return results
 
 
+def _label_map(segmentations: list, h: int, w: int) -> np.ndarray:
+    """(h, w) uint8: k where the k-th segmentation is (the last drawn wins), 0 elsewhere."""
+    out = np.zeros((h, w), np.uint8)
+    for k, segmentation in enumerate(segmentations[:255], start=1):
+        out[decode_mask(segmentation, h, w) > 0] = k
+    return out
+
+
 @TRANSFORMS.register_module()
 class LoadVisualPrompts(BaseTransform):
     """Load the reference image of every visual prompt and decode its instance mask.
@@ -73,7 +81,10 @@ class LoadVisualPrompts(BaseTransform):
     Reads ``results['visual_prompts']`` (see ``OmniDatasetMixin``); adds to each
     prompt ``img`` (H, W, 3), ``img_shape``, ``ori_shape`` and ``ref_mask``
     (H, W) uint8. A missing image, a size mismatch or an empty mask raises
-    :class:`OmniDataError` naming the file and the record.
+    :class:`OmniDataError` naming the file and the record. A prompt with
+    ``distractors`` (segmentations, see ``CocoTargetPromptDataset``) also gets
+    ``distractor_map`` (H, W) uint8: 0 on the background, k on the k-th distractor
+    (the later one where two overlap; at most 255).
 
     Images are read as stored, ignoring a JPEG's EXIF orientation tag, as the
     target image is in our configs (``LoadImageFromFile(color_type=
@@ -120,6 +131,8 @@ class LoadVisualPrompts(BaseTransform):
             if not mask.any():
                 raise OmniDataError(f'{where}: reference annotation {prompt.get("ann_id")} in {path} has an empty mask')
             prompt.update(img=img, img_shape=(h, w), ori_shape=(h, w), ref_mask=mask)
+            if 'distractors' in prompt:
+                prompt['distractor_map'] = _label_map(prompt.pop('distractors'), h, w)
         return results
 
 

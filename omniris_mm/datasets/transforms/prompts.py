@@ -126,6 +126,9 @@ class SynthesizePromptMaps(BaseTransform):
         click_radius (float): Radius of a click's disk at ``base_size``.
         box_jitter (float): Largest edge jitter of a ``target_box``, as a fraction of
             the box's side.
+        distractor_prob (float): Probability that the stand-in answer behind the later
+            training clicks also covers distractor instances (a prompt's
+            ``distractor_map``, see :func:`~.clicks.simulate_clicks`).
     """
 
     def __init__(
@@ -138,6 +141,7 @@ class SynthesizePromptMaps(BaseTransform):
         num_clicks: Tuple[int, int] = (1, 5),
         click_radius: float = 5.0,
         box_jitter: float = 0.1,
+        distractor_prob: float = 0.5,
     ):
         self.types, self.probs = self._choices(prompt_probs, VISUAL_PROMPT_TYPES, 'prompt_probs')
         drawable = tuple(t for t in TARGET_PROMPT_TYPES if t != 'neg_click')
@@ -152,6 +156,9 @@ class SynthesizePromptMaps(BaseTransform):
         if not 0 <= box_jitter < 0.5:
             raise ValueError(f'box_jitter must be in [0, 0.5), got {box_jitter}')
         self.box_jitter = float(box_jitter)
+        if not 0 <= distractor_prob <= 1:
+            raise ValueError(f'distractor_prob must be in [0, 1], got {distractor_prob}')
+        self.click_sim = dict(distractor_prob=float(distractor_prob))
 
     @staticmethod
     def _choices(probs: Dict[str, float], allowed: Tuple[str, ...], name: str):
@@ -221,7 +228,7 @@ class SynthesizePromptMaps(BaseTransform):
             clicks = [(int(x), int(y), bool(p)) for x, y, p in prompt['clicks']]
         else:
             n = int(rng.integers(self.num_clicks[0], self.num_clicks[1] + 1))
-            clicks = simulate_clicks(mask, rng, n)
+            clicks = simulate_clicks(mask, rng, n, distractors=prompt.get('distractor_map'), **self.click_sim)
         try:
             (_, pos_map, pos), *negative = click_prompts(clicks, (h, w), self.click_radius * scale)
         except ValueError as err:
