@@ -92,6 +92,12 @@ VARIANTS['target_maps'] = {'model.target_maps': True}
 DATA_VARIANTS = {
     # k-shot exemplars: every visual training sample with 1 to 3 references of its shape kind
     'kshot': {'train_dataloader.dataset.datasets.1.num_shots': (1, 3)},
+    # protocol 'all': two prompts on the target per batch instead of one (batches of 11)
+    'target2': {
+        'train_dataloader.batch_size': 11,
+        'train_dataloader.sampler.batch_size': 11,
+        'train_dataloader.sampler.source_ratio': [2, 2, 1, 1.25, 0.625],
+    },
 }
 VARIANTS.update(DATA_VARIANTS)
 FIGURES = {
