@@ -117,6 +117,10 @@ def test_evaluation_configs_cover_every_split():
             assert ds.num_shots == (5, 5) and 'pascal5i' in path
             seen.setdefault('5-shot', set()).add(f'fold{ds.fold}')
             continue
+        if type(ds).__name__ == 'CocoVisualPromptDataset':  # k-shot over a COCO-format file
+            assert ds.num_shots == (5, 5) and ds.test_mode and cfg.test_evaluator.type == 'OmniRISMetric'
+            seen.setdefault('5-shot', set()).add('coco')
+            continue
         key = getattr(ds, 'split', None) or f'fold{ds.fold}'
         if getattr(ds, 'prompt_type', None) and type(ds).__name__ == 'OmniRefDataset':
             key += f'/{ds.prompt_type}'
@@ -134,7 +138,7 @@ def test_evaluation_configs_cover_every_split():
         'RefCocoOmniDataset:refcoco+': {'val', 'testA', 'testB'},
         'RefCocoOmniDataset:refcocog': {'val', 'test'},
         'Pascal5iDataset': {'fold0', 'fold1', 'fold2', 'fold3'},
-        '5-shot': {'fold0', 'fold1', 'fold2', 'fold3'},
+        '5-shot': {'fold0', 'fold1', 'fold2', 'fold3', 'coco'},
         'CocoTargetPromptDataset': {'click', 'target_box'},
     }
     assert release == seen['OmniRefDataset']

@@ -26,6 +26,7 @@ test_dataloader = dict(
         data_prefix=dict(img_path='val2017/'),
         min_area=100.0,
         prompt_type='click',
+        distractors=None,  # only the training clicks use them
         pipeline=interactive_pipeline,
         test_mode=True,
     ),
