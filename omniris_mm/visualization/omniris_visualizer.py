@@ -16,6 +16,7 @@ CLICK_COLORS = {'click': (0, 200, 0), 'neg_click': (230, 0, 0)}  # clicks on the
 NEGATIVE_COLOR = CLICK_COLORS['neg_click']  # a negative exemplar: its prompt and its panel's frame
 TARGET_COLORS = [(220, 20, 60), (0, 130, 200), (60, 180, 75), (145, 30, 180), (245, 130, 48), (70, 240, 240)]
 GT_COLOR = (255, 255, 255)
+EDGE_COLOR = (0, 0, 0)  # the outline of each predicted mask: visible whatever the object's own colour
 
 
 def _rgb(img: torch.Tensor) -> np.ndarray:
@@ -29,7 +30,7 @@ class OmniRISVisualizer(DetLocalVisualizer):
     (mask filled, box outlined, scribble drawn as it was given), the prompts drawn on
     the target itself on one panel of it (clicks as dots, green positive and red
     negative; box and scribble as on a reference), then the target image
-    with the predicted instance masks (one colour each, with scores) or, when there
+    with the predicted instance masks (one colour each, outlined in black, with scores) or, when there
     are none, the predicted union mask, the prompt text as a caption and a clear
     ``NO TARGET`` mark when the model says nothing is referred. With ``draw_gt`` the
     ground-truth union is drawn as a white outline on a second copy of the target.
@@ -47,9 +48,16 @@ class OmniRISVisualizer(DetLocalVisualizer):
         self.panel_height = panel_height
 
     def _panel(
-        self, image: np.ndarray, masks: List[Tuple[np.ndarray, tuple]], title: str, outline=None, points=()
+        self,
+        image: np.ndarray,
+        masks: List[Tuple[np.ndarray, tuple]],
+        title: str,
+        outline=None,
+        points=(),
+        mask_edges: bool = False,
     ) -> np.ndarray:
-        """``points``: ``(x, y, color)`` dots in ``image``'s pixels (clicks)."""
+        """``points``: ``(x, y, color)`` dots in ``image``'s pixels (clicks); ``mask_edges``: each
+        mask also outlined in ``EDGE_COLOR``."""
         scale = self.panel_height / image.shape[0]
         size = (max(1, round(image.shape[1] * scale)), self.panel_height)
         self.set_image(mmcv.imresize(image, size))
@@ -57,6 +65,8 @@ class OmniRISVisualizer(DetLocalVisualizer):
             mask = mmcv.imresize(mask.astype(np.uint8), size, interpolation='nearest').astype(bool)
             if mask.any():
                 self.draw_binary_masks(mask[None], colors=[color], alphas=self.alpha)
+                if mask_edges:
+                    self.draw_binary_masks((mask & ~_eroded(mask))[None], colors=[EDGE_COLOR], alphas=1.0)
         for x, y, color in points:
             sx, sy = size[0] / image.shape[1], size[1] / image.shape[0]
             self.draw_circles(np.array([(x + 0.5) * sx, (y + 0.5) * sy]), np.array([6.0]), edge_colors='white',
@@ -110,7 +120,7 @@ class OmniRISVisualizer(DetLocalVisualizer):
         elif 'pred_sem_seg' in data_sample:
             masks.append((data_sample.pred_sem_seg.sem_seg[0].cpu().numpy() > 0, TARGET_COLORS[0]))
         no_target = bool(data_sample.get('pred_no_target', False))
-        panel = self._panel(image, masks, 'NO TARGET' if no_target else title)
+        panel = self._panel(image, masks, 'NO TARGET' if no_target else title, mask_edges=True)
         if no_target:
             self.set_image(panel)
             h, w = panel.shape[:2]

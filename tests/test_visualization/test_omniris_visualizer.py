@@ -47,6 +47,10 @@ def test_reference_prompt_and_instances_are_drawn(tmp_path):
     assert tinted_towards(target[20:45, 15:45], TARGET_COLORS[0], (100, 100, 100))
     assert tinted_towards(target[80:105, 110:145], TARGET_COLORS[1], (100, 100, 100))
     assert np.abs(target[60:68, 60:90].astype(int) - 100).max() <= 1  # background untouched
+    # each predicted mask outlined in black (visible on an object of the mask's own colour):
+    # instance 0 covers rows and columns 10-49, on its border and not inside
+    assert (target[30, 10] == 0).all() and (target[49, 30] == 0).all() and (target[30, 49] == 0).all()
+    assert (target[30, 30] != 0).any() and (target[30, 9] == 100).all()
 
     with_gt = vis.draw_sample(image, sample(), draw_gt=True)
     assert with_gt.shape[1] == 240 + 2 * 160

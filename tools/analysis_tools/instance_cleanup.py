@@ -6,7 +6,7 @@ The model runs once over the test set with the clean-up off and a low score thre
 head's own ``clean_instances`` and scored as ``OmniRISMetric(instances=True)`` scores
 (count accuracy, mask AP / AP50, share of instance pixels outside the union):
 
-    python tools/analysis_tools/instance_cleanup.py configs/omnishapes/omnisegnet_tiny_2k_omnishapes.py \\
+    python tools/analysis_tools/instance_cleanup.py configs/omnishapes/omnisegnet_tiny_2k_omnishapes_all.py \\
         work_dirs/quickstart/iter_2000.pth
 
 A candidate below ``--pre-thr`` never reaches any setting, so settings whose

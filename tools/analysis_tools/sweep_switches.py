@@ -80,7 +80,8 @@ VARIANTS = {
     },
 }
 # Not a release behaviour: the instance branch's "no object" weight (Mask2Former's 0.1) raised to 0.5
-# (issue 13 point 0: fewer duplicate instances above the score threshold).
+# (issue 13 point 0: fewer duplicate instances above the score threshold). The 'all' protocol's
+# config (the quickstart's) has it since; runs of that protocol before it were 'ours' without it.
 VARIANTS['inst_noobj'] = {
     f'model.head.instance_criterion.loss_cls.{k}': v
     for k, v in dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=2.0, class_weight=[1.0, 0.5]).items()

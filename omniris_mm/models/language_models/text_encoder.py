@@ -1,5 +1,6 @@
 import importlib
 import os
+from collections import OrderedDict
 from typing import List, Optional, Sequence, Tuple
 
 import torch
@@ -58,6 +59,11 @@ class HFTextEncoder(BaseModule):
             others are frozen. None trains all.
         train_embeddings (bool): Train the embedding layer.
         local_files_only (bool, optional): Never try the hub.
+        cache_size (int): With ``frozen``, keep the tokens of up to this many
+            sentences (least recently used out first) and encode only the others:
+            a frozen encoder answers a sentence the same way every time, and small
+            training sets repeat their sentences every few batches. Loading weights
+            empties the cache. 0 (default) encodes every sentence every time.
         init_cfg (dict, optional): mmengine init config.
 
     Forward: a list of B strings -> ``(tokens (B, L, C), mask (B, L) bool)``.
@@ -75,6 +81,7 @@ class HFTextEncoder(BaseModule):
         trainable_layers: Optional[Sequence[int]] = None,
         train_embeddings: bool = True,
         local_files_only: Optional[bool] = None,
+        cache_size: int = 0,
         init_cfg: Optional[dict] = None,
     ):
         super().__init__(init_cfg=init_cfg)
@@ -98,6 +105,12 @@ class HFTextEncoder(BaseModule):
         self.pad_to_max_tokens = pad_to_max_tokens
         self.num_truncated = 0
         self.frozen = frozen
+        if cache_size and not frozen:
+            raise ValueError(
+                f'text encoder: cache_size={cache_size} needs frozen=True (a trained encoder changes its answers)'
+            )
+        self.cache_size = cache_size
+        self._cache: OrderedDict[str, Tuple[Tensor, int, int]] = OrderedDict()  # tokens, valid, length
         if frozen:
             self.model.requires_grad_(False)
         else:
@@ -135,7 +148,13 @@ class HFTextEncoder(BaseModule):
             self.model.eval()
         return self
 
+    def _load_from_state_dict(self, *args, **kwargs):
+        self._cache.clear()  # cached tokens belong to the old weights
+        super()._load_from_state_dict(*args, **kwargs)
+
     def forward(self, texts: List[str]) -> Tuple[Tensor, Tensor]:
+        if self.cache_size:
+            return self._cached_forward(list(texts))
         device = next(self.model.parameters()).device
         enc = self.tokenizer(
             list(texts),
@@ -153,15 +172,47 @@ class HFTextEncoder(BaseModule):
             out = self.model(input_ids=input_ids, attention_mask=attention_mask)
         return out.last_hidden_state, attention_mask.bool()
 
+    def _cached_forward(self, texts: List[str]) -> Tuple[Tensor, Tensor]:
+        """``forward`` through the cache. Every sentence is encoded padded to ``max_tokens``;
+        with attention masked off the padding, a position's output depends only on the
+        sentence and the position, so the first L positions are the sentence padded to L."""
+        device = next(self.model.parameters()).device
+        new = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        if new:
+            enc = self.tokenizer(new, padding='max_length', truncation=True, max_length=self.max_tokens,
+                                 return_tensors='pt')  # fmt: skip
+            lengths = [len(ids) for ids in self.tokenizer(new, add_special_tokens=True)['input_ids']]
+            with torch.no_grad():
+                out = self.model(input_ids=enc['input_ids'].to(device),
+                                 attention_mask=enc['attention_mask'].to(device)).last_hidden_state  # fmt: skip
+            for text, hidden, valid, n in zip(new, out, enc['attention_mask'].sum(1).tolist(), lengths):
+                self._cache[text] = (hidden, int(valid), n)
+        entries = []
+        for text in texts:
+            self._cache.move_to_end(text)
+            entries.append(self._cache[text])
+        for text, (_, _, n) in zip(texts, entries):
+            if n > self.max_tokens:
+                self._log_truncated(text, n)
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        length = self.max_tokens if self.pad_to_max_tokens else max(valid for _, valid, _ in entries)
+        tokens = torch.stack([hidden[:length].to(device) for hidden, _, _ in entries])
+        valid = torch.tensor([v for _, v, _ in entries], device=device)
+        return tokens, torch.arange(length, device=device)[None] < valid[:, None]
+
     def _count_truncated(self, texts: List[str]) -> None:
         lengths = [len(ids) for ids in self.tokenizer(list(texts), add_special_tokens=True)['input_ids']]
         for text, n in zip(texts, lengths):
             if n > self.max_tokens:
-                self.num_truncated += 1
-                if self.num_truncated <= 10 or self.num_truncated % 1000 == 0:
-                    print_log(
-                        f'text encoder: sentence of {n} tokens truncated to {self.max_tokens} '
-                        f'({self.num_truncated} so far): {text!r}',
-                        logger='current',
-                        level=30,
-                    )
+                self._log_truncated(text, n)
+
+    def _log_truncated(self, text: str, n: int) -> None:
+        self.num_truncated += 1
+        if self.num_truncated <= 10 or self.num_truncated % 1000 == 0:
+            print_log(
+                f'text encoder: sentence of {n} tokens truncated to {self.max_tokens} '
+                f'({self.num_truncated} so far): {text!r}',
+                logger='current',
+                level=30,
+            )
