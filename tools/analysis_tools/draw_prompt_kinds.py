@@ -158,7 +158,11 @@ def main():
             path = inferencer.save_pictures([answer['inputs']], [answer], osp.join(tmp, str(k)))[0]
             pictures.append(cv2.imread(path))
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-    cv2.imwrite(args.out, stack(pictures, [f'{k + 1}. {c}' for k, (c, _, _) in enumerate(drawn)]))
+    cv2.imwrite(
+        args.out,
+        stack(pictures, [f'{k + 1}. {c}' for k, (c, _, _) in enumerate(drawn)]),
+        [cv2.IMWRITE_JPEG_QUALITY, 80],
+    )
     print(f'[prompt kinds] {len(pictures)} panels in {args.out}')
 
 
