@@ -152,3 +152,37 @@ def test_compiled_submodules_keep_their_keys_and_answers(omnishapes):
             assert rel_l2(got[key], value) < 1e-4, key
     with pytest.raises(ValueError, match='no submodule'):
         build_model(seed=0, options={'model.compile_modules': ['head.pixel_decodr']})
+
+
+def test_checkpointed_backbone_trains_to_the_same_gradients(omnishapes):
+    """``backbone.checkpoint_stages`` (mmdet Swin's activation checkpointing, the benchmark's
+    ``train-step-cp``) around the SDPA window attention: the blocks of those stages run their
+    attention again in the backward pass, the others do not, and the losses and gradients are
+    those without checkpointing."""
+    from model_utils import Samples
+
+    samples = Samples(omnishapes)
+    batch = samples.batch(samples.pack('visual', prompt_type='box'), samples.pack('text'))
+    losses, grads = {}, {}
+    for cp in (False, True):
+        options = {**FAST, 'model.backbone.checkpoint_stages': [0] if cp else None}
+        model = build_model(seed=0, options=options).train()
+        attns = [model.backbone.stages[i].blocks[0].attn for i in (0, 1)]
+        assert all(isinstance(a, SDPAShiftWindowMSA) for a in attns)
+        calls = [0, 0]
+        for i, attn in enumerate(attns):
+            attn.register_forward_hook(lambda *_, i=i, calls=calls: calls.__setitem__(i, calls[i] + 1))
+        torch.manual_seed(1)  # the same sampled loss points in both runs
+        out = model(**model.data_preprocessor(batch, True), mode='loss')
+        # Two samples: the target pass and the reference image's pass each run a block once.
+        assert calls == [2, 2]
+        sum(v for k, v in out.items() if 'loss' in k).backward()
+        assert calls == ([4, 2] if cp else [2, 2])
+        losses[cp] = {k: float(v) for k, v in out.items()}
+        grads[cp] = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    assert losses[True] == pytest.approx(losses[False], rel=1e-6)
+    assert grads[True].keys() == grads[False].keys() and len(grads[False]) > 50
+    for name, g in grads[False].items():
+        assert (grads[True][name] - g).norm() <= 1e-5 * g.norm() + 1e-10, name
+    with pytest.raises(ValueError, match=r'checkpoint_stages \[4\]'):
+        build_model(seed=0, options={'model.backbone.checkpoint_stages': [0, 4]})

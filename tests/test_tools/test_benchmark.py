@@ -42,6 +42,12 @@ def test_train_step_cases_come_once_per_batch_size():
     cases = expand_cases(['m2f', 'text-fast', 'train-step', 'train-step-fast'], [1, 4])
     assert cases == ['m2f', 'text-fast', 'train-step@b1', 'train-step@b4', 'train-step-fast@b1', 'train-step-fast@b4']
     assert [train_batch_size(c) for c in cases[2:]] == [1, 4, 1, 4]
+    # The anchors (stock Mask2Former's step, the release's) come per batch size too.
+    assert expand_cases(['m2f-train-step', 'release-train-step', 'visual'], [2]) == [
+        'm2f-train-step@b2',
+        'release-train-step@b2',
+        'visual',
+    ]
 
 
 def test_case_names_split_into_case_and_variant():
@@ -54,3 +60,29 @@ def test_case_names_split_into_case_and_variant():
     assert with_variant('train-step@b4', '-bf16') == 'train-step-bf16@b4'
     assert with_variant('visual-cached', '-compiled') == 'visual-cached-compiled'
     assert 'train-step-compiled' not in CASES and 'text+visual-compiled' in CASES
+    assert split_variant('train-step-cp@b2') == ('train-step@b2', '-cp')
+    assert 'train-step-cp' in CASES and 'text-cp' not in CASES
+    assert split_variant('m2f-train-step@b2') == ('m2f-train-step@b2', '')
+
+
+def test_train_steps_are_timed_one_model_per_process_beside_the_release():
+    from benchmark import model_key, train_groups
+
+    assert [model_key(c) for c in ('m2f', 'm2f-train-step@b2', 'release-train-step@b1', 'text', 'train-step@b2')] == [
+        'm2f',
+        'm2f',
+        'release',
+        'omni',
+        'omni',
+    ]
+    assert model_key('train-step-cp@b2') == model_key('train-step-bf16@b2') == model_key('visual-fast') == 'omni-fast'
+    cases = ['m2f-train-step@b2', 'release-train-step@b2', 'train-step-fast@b2', 'train-step-cp@b2', 'train-step@b4']
+    assert train_groups(cases) == [
+        ['release-train-step@b2', 'm2f-train-step@b2'],
+        ['release-train-step@b2', 'train-step-fast@b2', 'train-step-cp@b2'],
+        ['train-step@b4'],
+    ]
+    assert train_groups(['release-train-step@b1', 'train-step-fast@b2']) == [
+        ['release-train-step@b1'],
+        ['train-step-fast@b2'],
+    ]

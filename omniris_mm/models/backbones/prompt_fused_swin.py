@@ -78,6 +78,12 @@ class PromptFusedSwin(SwinTransformer):
             through ``scaled_dot_product_attention``, projecting only the real tokens, not
             the padding to a multiple of the window (:class:`SDPAShiftWindowMSA`, equal to
             float rounding, faster).
+        checkpoint_stages (Sequence[int], optional): The stages whose blocks run with
+            activation checkpointing in training (mmdet's ``SwinBlock.with_cp``: the block's
+            activations are not kept but recomputed in the backward pass). None: every
+            stage if ``with_cp``, none otherwise. The early stages hold the most activation
+            memory per block (stage 0 at stride 4 four times stage 2's) for the least
+            recomputation (2 of Swin-B's 24 blocks each): ``(0, 1)`` is the cheap saving.
         **kwargs: ``SwinTransformer`` arguments.
     """
 
@@ -89,10 +95,18 @@ class PromptFusedSwin(SwinTransformer):
         stage_out: str = 'fused',
         gate_zero_init: str = 'output',
         window_attn: str = 'mmdet',
+        checkpoint_stages: Optional[Sequence[int]] = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
         swap_modules(self, window_attn=window_attn)
+        if checkpoint_stages is not None:
+            unknown = sorted(set(checkpoint_stages) - set(range(len(self.stages))))
+            if unknown:
+                raise ValueError(f'checkpoint_stages {unknown} are not stages of this Swin (0-{len(self.stages) - 1})')
+            for i, stage in enumerate(self.stages):
+                for block in stage.blocks:
+                    block.with_cp = i in checkpoint_stages
         if stage_out not in ('fused', 'fusion'):
             raise ValueError(f"stage_out must be 'fused' or 'fusion', got {stage_out!r}")
         if gate_zero_init not in ('output', 'both'):
