@@ -183,7 +183,7 @@ def train_groups(cases):
         anchor = f'release-train-step@b{n}'
         if key != 'release' and anchor in cases:
             group = [anchor, *group]
-        elif key == 'release' and len(groups) > 1 and any(k[1] == n and k[0] != 'release' for k in groups):
+        elif key == 'release' and any(k[1] == n and k[0] != 'release' for k in groups):
             continue  # timed beside the others
         out.append(group)
     return out
@@ -248,16 +248,13 @@ def make_case(case, size, models, cp_stages=None):
             models[key].load_state_dict(models['omni'].state_dict())
     model = models[key]
     if is_train_case(case):
-        # -cp: the fast model with mmdet Swin's activation checkpointing switched on for the step
-        # (SwinBlock reads ``with_cp`` in its forward), so that the variants share one model in memory.
-        stages = range(len(model.backbone.stages)) if cp_stages is None else cp_stages
-        blocks = [b for i, stage in enumerate(model.backbone.stages) if i in stages for b in stage.blocks]
-        return train_step(
-            model.train(),
-            omni_batch(size, train_batch_size(case), text=False),
-            precision,
-            around=lambda on: [setattr(b, 'with_cp', on and variant == '-cp') for b in blocks],
-        )
+        around = None
+        if variant == '-cp':
+            # The fast model with checkpointing switched on for the step only, so that the
+            # variants share one model in memory.
+            stages = range(len(model.backbone.stages)) if cp_stages is None else cp_stages
+            around = lambda on: model.backbone.set_checkpoint_stages(stages if on else ())  # noqa: E731
+        return train_step(model.train(), omni_batch(size, train_batch_size(case), text=False), precision, around)
     model.eval()
     batch = omni_batch(size, 1, text=case in ('text', 'text+visual'), visual=case != 'text')
     data = model.data_preprocessor(batch, False)

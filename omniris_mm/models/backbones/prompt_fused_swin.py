@@ -101,12 +101,7 @@ class PromptFusedSwin(SwinTransformer):
         super().__init__(**kwargs)
         swap_modules(self, window_attn=window_attn)
         if checkpoint_stages is not None:
-            unknown = sorted(set(checkpoint_stages) - set(range(len(self.stages))))
-            if unknown:
-                raise ValueError(f'checkpoint_stages {unknown} are not stages of this Swin (0-{len(self.stages) - 1})')
-            for i, stage in enumerate(self.stages):
-                for block in stage.blocks:
-                    block.with_cp = i in checkpoint_stages
+            self.set_checkpoint_stages(checkpoint_stages)
         if stage_out not in ('fused', 'fusion'):
             raise ValueError(f"stage_out must be 'fused' or 'fusion', got {stage_out!r}")
         if gate_zero_init not in ('output', 'both'):
@@ -126,6 +121,16 @@ class PromptFusedSwin(SwinTransformer):
                 for i in self.gated_stages
             }
         )
+
+    def set_checkpoint_stages(self, stages: Sequence[int]):
+        """Activation checkpointing on for the blocks of ``stages``, off for the others (mmdet's
+        ``SwinBlock`` reads ``with_cp`` in each forward, so this may change between steps)."""
+        unknown = sorted(set(stages) - set(range(len(self.stages))))
+        if unknown:
+            raise ValueError(f'checkpoint_stages {unknown} are not stages of this Swin (0-{len(self.stages) - 1})')
+        for i, stage in enumerate(self.stages):
+            for block in stage.blocks:
+                block.with_cp = i in stages
 
     def init_weights(self):
         super().init_weights()
