@@ -1,4 +1,5 @@
 from .base_omni import BaseOmniDataset, OmniDatasetMixin
+from .coco_parts import CocoPartDataset
 from .coco_target import CocoTargetPromptDataset
 from .coco_visual import CocoVisualPromptDataset
 from .collate import omni_collate
@@ -6,6 +7,7 @@ from .grefcoco import GRefCocoDataset
 from .omniref import OmniRefDataset
 from .pascal5i import Pascal5iDataset
 from .refcoco import RefCocoOmniDataset
+from .refcocom import RefCocoMDataset
 from .reference_db import ReferenceDatabase
 from .samplers import RatioMultiSourceSampler
 from .transforms import *  # noqa: F401,F403
@@ -14,6 +16,7 @@ from .utils import SKIPPED_KEY, OmniDataError
 __all__ = [
     'BaseOmniDataset',
     'OmniDatasetMixin',
+    'CocoPartDataset',
     'CocoTargetPromptDataset',
     'CocoVisualPromptDataset',
     'GRefCocoDataset',
@@ -22,6 +25,7 @@ __all__ = [
     'RatioMultiSourceSampler',
     'ReferenceDatabase',
     'RefCocoOmniDataset',
+    'RefCocoMDataset',
     'OmniDataError',
     'SKIPPED_KEY',
     'omni_collate',

@@ -202,11 +202,17 @@ class OmniDatasetMixin:
     def _sentences(self, record: dict, where: str) -> List[tuple]:
         require(record, ('sentences',), where)
         sentences = []
-        for sent in record['sentences']:
-            text = sent.get('sent') or sent.get('raw') if isinstance(sent, dict) else None
+        if not isinstance(record['sentences'], list):
+            raise OmniDataError(f'{where}: sentences must be a list, got {type(record["sentences"]).__name__}')
+        for i, sent in enumerate(record['sentences']):
+            # A dict (``sent`` or ``raw``, maybe ``sent_id``), or a plain string as some preprocessed copies hold.
+            if isinstance(sent, dict):
+                text = sent.get('sent') or sent.get('raw')
+            else:
+                text = sent if isinstance(sent, str) else None
             if not isinstance(text, str) or not text.strip():
                 raise OmniDataError(f'{where}: empty or malformed sentence {sent!r}')
-            sentences.append((sent.get('sent_id'), text.strip()))
+            sentences.append((sent.get('sent_id', i) if isinstance(sent, dict) else i, text.strip()))
         if not sentences:
             raise OmniDataError(f'{where}: the record has no sentence')
         return sentences

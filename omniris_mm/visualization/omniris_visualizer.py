@@ -110,7 +110,7 @@ class OmniRISVisualizer(DetLocalVisualizer):
             image_t, masks_t, points_t, kinds = on_target
             title = 'on the target: ' + ', '.join(dict.fromkeys(kinds))
             panels.append(self._panel(image_t, masks_t, title, points=points_t))
-        masks, title = [], 'prediction'
+        masks, title = [], prediction_title(data_sample)
         if 'pred_instances' in data_sample and len(data_sample.pred_instances):
             inst = data_sample.pred_instances
             keep = inst.scores >= pred_score_thr
@@ -171,6 +171,13 @@ class OmniRISVisualizer(DetLocalVisualizer):
             mmcv.imwrite(picture[..., ::-1], out_file)
         else:
             self.add_image(name, picture, step)
+
+
+def prediction_title(data_sample) -> str:
+    """The prediction panel's title: ``'prediction'``, or ``'part-level prediction'`` /
+    ``'object-level prediction'`` for a sample that carries a ``granularity`` (RefCOCOm, part sources)."""
+    granularity = data_sample.metainfo.get('granularity')
+    return f'{granularity}-level prediction' if granularity else 'prediction'
 
 
 def _click_centres(prompt_map: np.ndarray) -> List[Tuple[float, float]]:

@@ -22,6 +22,7 @@ VECTOR = [
 EXPECTED = {
     'gIoU': 42.667,
     'cIoU': 35.714,
+    'mIoU': 100 * (2 / 6 + 8 / 10 + 0) / 3,  # the targeted samples only; "no target" on a target is IoU 0
     'T-acc': 66.667,
     'N-acc': 50.0,
     'Pr@0.7': 33.333,
@@ -106,6 +107,24 @@ def test_breakdown_keys():
     assert set(k for k in m if '/' not in k) == set(EXPECTED) | {'skipped'}
     assert set(evaluate(samples, breakdown=False)) == set(EXPECTED) | {'skipped'}
     assert m['skipped'] == 0.0
+
+
+def test_miou_and_the_granularity_breakdown():
+    # RefCOCOm-style: a part at IoU 2/6, an object at 8/10, a part answered "no target" (IoU 0), and a
+    # no-target sample answered right: in gIoU (at 1), not in mIoU.
+    samples = (
+        as_dicts(VECTOR[:1], granularity='part')
+        + as_dicts(VECTOR[1:2], granularity='object')
+        + as_dicts(VECTOR[2:3], granularity='part')
+        + as_dicts(VECTOR[3:4])
+    )
+    m = evaluate(samples)
+    assert m['gIoU'] == pytest.approx(100 * (2 / 6 + 8 / 10 + 0 + 1) / 4)
+    assert m['mIoU'] == pytest.approx(100 * (2 / 6 + 8 / 10 + 0) / 3)
+    assert m['part/mIoU'] == pytest.approx(100 * (2 / 6 + 0) / 2)
+    assert m['part/cIoU'] == pytest.approx(100 * (2 + 0) / (6 + 5))  # the missed part: I = 0, U = |G|
+    assert m['object/mIoU'] == pytest.approx(80.0) and m['object/cIoU'] == pytest.approx(80.0)
+    assert not any(k.startswith('None/') for k in m)
 
 
 def test_k_shots_of_one_type_count_once_and_negatives_have_their_group():

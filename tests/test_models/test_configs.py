@@ -121,6 +121,10 @@ def test_evaluation_configs_cover_every_split():
             assert ds.num_shots == (5, 5) and ds.test_mode and cfg.test_evaluator.type == 'OmniRISMetric'
             seen.setdefault('5-shot', set()).add('coco')
             continue
+        if type(ds).__name__ == 'RefCocoMDataset':  # split x setting, from the file name
+            assert ds.ann_file.endswith('.json') and cfg.test_evaluator.type == 'OmniRISMetric'
+            seen.setdefault('RefCocoMDataset', set()).add(osp.splitext(osp.basename(ds.ann_file))[0])
+            continue
         key = getattr(ds, 'split', None) or f'fold{ds.fold}'
         if getattr(ds, 'prompt_type', None) and type(ds).__name__ == 'OmniRefDataset':
             key += f'/{ds.prompt_type}'
@@ -140,6 +144,7 @@ def test_evaluation_configs_cover_every_split():
         'Pascal5iDataset': {'fold0', 'fold1', 'fold2', 'fold3'},
         '5-shot': {'fold0', 'fold1', 'fold2', 'fold3', 'coco'},
         'CocoTargetPromptDataset': {'click', 'target_box'},
+        'RefCocoMDataset': {f'{s}_{t}' for s in ('val', 'testA', 'testB') for t in ('part_only', 'object_part')},
     }
     assert release == seen['OmniRefDataset']
 

@@ -7,7 +7,7 @@ from mmdet.registry import VISUALIZERS
 from mmdet.structures import DetDataSample
 from mmengine.structures import InstanceData, PixelData
 
-from omniris_mm.visualization.omniris_visualizer import PROMPT_COLOR, TARGET_COLORS
+from omniris_mm.visualization.omniris_visualizer import PROMPT_COLOR, TARGET_COLORS, prediction_title
 
 
 def sample(no_target=False):
@@ -111,3 +111,15 @@ def test_a_negative_exemplar_is_framed_and_drawn_in_red():
     assert not (positive[-3:] == NEGATIVE_COLOR).all(-1).any()  # the positive reference: no frame
     assert tinted_towards(negative[65:100, 150:210].astype(np.uint8), NEGATIVE_COLOR, (40, 40, 40))  # x1.2
     assert tinted_towards(positive[30:70, 40:100].astype(np.uint8), PROMPT_COLOR, (40, 40, 40))
+
+
+def test_a_part_level_answer_is_named_in_its_title():
+    vis = VISUALIZERS.build(dict(type='OmniRISVisualizer', name='t_parts', panel_height=120))
+    image = np.full((120, 160, 3), 100, np.uint8)
+    plain, part = sample(), sample()
+    part.set_metainfo(dict(granularity='part'))
+    assert prediction_title(plain) == 'prediction' and prediction_title(part) == 'part-level prediction'
+    a, b = vis.draw_sample(image, plain)[28:, 240:], vis.draw_sample(image, part)[28:, 240:]
+    # Only the title (the top rows of the panel) differs.
+    assert (a[:20] != b[:20]).any()
+    np.testing.assert_array_equal(a[60:], b[60:])

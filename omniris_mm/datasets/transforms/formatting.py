@@ -47,7 +47,8 @@ class PackOmniInputs(PackDetInputs):
     - metainfo ``text`` (raw string; tokenising is the model's job),
       ``prompt_modality``, ``prompt_types`` (``'text'`` first if there is a text,
       then the type of each visual prompt, ``'neg_'`` + it for a negative
-      exemplar), ``setting`` and ``ref_metas``.
+      exemplar), ``setting``, ``granularity`` (where the dataset gives one: RefCOCOm) and
+      ``ref_metas``.
     """
 
     mapping_table = {**PackDetInputs.mapping_table, 'gt_ann_ids': 'ann_ids'}
@@ -66,6 +67,7 @@ class PackOmniInputs(PackDetInputs):
             'prompt_modality',
             'prompt_types',
             'setting',
+            'granularity',
             'record_id',
             'sample_idx',
             'ref_metas',

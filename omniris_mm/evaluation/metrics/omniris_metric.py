@@ -213,7 +213,7 @@ def _ratio(num: float, den: float) -> float:
 
 
 def summarize(records: Sequence[dict]) -> Dict[str, float]:
-    """gIoU, cIoU, Pr@t, N-acc and T-acc of per-sample counts, in percent."""
+    """cIoU, gIoU, mIoU, Pr@t, N-acc and T-acc of per-sample counts, in percent."""
     buckets = [r['bucket'] for r in records]
     n = {b: buckets.count(b) for b in ('TP', 'FN', 'FP', 'TN')}
     sum_i = sum(r['inter'] for r in records)
@@ -222,6 +222,8 @@ def summarize(records: Sequence[dict]) -> Dict[str, float]:
     out = OrderedDict()
     out['cIoU'] = 100.0 * sum_i / sum_u if sum_u else 100.0
     out['gIoU'] = _ratio(sum(r['iou'] for r in records), len(records))
+    # The referring-segmentation mIoU: the mean IoU of the samples with a target (gIoU without no-target ones).
+    out['mIoU'] = _ratio(sum(targeted), len(targeted))
     for t in PR_THRESHOLDS:
         out[f'Pr@{t}'] = _ratio(sum(iou >= t for iou in targeted), len(targeted))
     out['N-acc'] = _ratio(n['TP'], n['TP'] + n['FN'])
@@ -235,7 +237,7 @@ def summarize(records: Sequence[dict]) -> Dict[str, float]:
 @METRICS.register_module()
 class OmniRISMetric(SkipCounter, BaseMetric):
     """The OmniRIS metrics (cIoU, gIoU, Pr@0.7/0.8/0.9, N-acc, T-acc), exactly as
-    the published evaluator computes them (see SPEC 4), with a breakdown.
+    the published evaluator computes them (see SPEC 4), with mIoU and a breakdown.
 
     ``process`` reads, from each data sample or its ``to_dict()`` form:
     ``pred_sem_seg.sem_seg`` (1, H, W), ``gt_sem_seg.sem_seg`` (1, H, W),
@@ -254,7 +256,10 @@ class OmniRISMetric(SkipCounter, BaseMetric):
     Breakdown keys: ``{modality}/{metric}`` (text, visual, omni, and target for
     prompts on the target image), ``{modality}/{type}/{metric}`` for each visual or
     target prompt type of the samples (e.g. ``visual/box/gIoU``, ``target/click/gIoU``)
-    and ``{setting}/{metric}`` (``1v1``, ``1vN``, ``Nv1``, ``NvN``, ``no-target``).
+    and ``{setting}/{metric}`` (``1v1``, ``1vN``, ``Nv1``, ``NvN``, ``no-target``); for samples that
+    carry a ``granularity`` (``RefCocoMDataset``), ``{granularity}/{metric}`` (``part``, ``object``).
+    ``mIoU`` is the referring-segmentation mean IoU: the mean of the per-sample IoU over the samples
+    with a target (``gIoU`` without the no-target samples; RefCOCOm's and RefCOCO's mIoU).
 
     Args:
         eval_size (tuple, optional): ``(h, w)``: score at this size, as the
@@ -329,6 +334,7 @@ class OmniRISMetric(SkipCounter, BaseMetric):
                 modality=_meta(sample, 'prompt_modality'),
                 types=list(_meta(sample, 'prompt_types') or []),
                 setting=_meta(sample, 'setting'),
+                granularity=_meta(sample, 'granularity'),
             )
             self.results.append(record)
 
@@ -377,6 +383,8 @@ class OmniRISMetric(SkipCounter, BaseMetric):
                             groups.setdefault(f'{r["modality"]}/{t}', []).append(r)
                 if r['setting']:
                     groups.setdefault(r['setting'], []).append(r)
+                if r.get('granularity'):
+                    groups.setdefault(r['granularity'], []).append(r)
         for name in sorted(groups):
             for key, value in summarize(groups[name]).items():
                 metrics[f'{name}/{key}'] = value
