@@ -82,7 +82,46 @@ def test_train_steps_are_timed_one_model_per_process_beside_the_release():
         ['release-train-step@b2', 'train-step-fast@b2', 'train-step-cp@b2'],
         ['train-step@b4'],
     ]
+    # From batch 4 on (two models' steps do not fit in 24 GB together) every model alone.
+    assert train_groups(
+        ['release-train-step@b4', 'train-step-fast@b4', 'release-train-step@b2', 'train-step@b2'], 4
+    ) == [
+        ['release-train-step@b4'],
+        ['train-step-fast@b4'],
+        ['release-train-step@b2', 'train-step@b2'],
+    ]
     assert train_groups(['release-train-step@b1', 'train-step-fast@b2']) == [
         ['release-train-step@b1'],
         ['train-step-fast@b2'],
     ]
+
+
+def test_the_cp_variant_restores_the_configured_checkpointing_after_its_step():
+    """The ``-cp`` case switches its stages on for its step only and gives the model back with the
+    stages its config checkpoints (our Swin-B configs: 0-1), so that ``-fast`` in the same process
+    keeps training as configured."""
+    from benchmark import checkpointed_stages, make_case
+    from model_utils import build_model
+
+    model = build_model(seed=0, options={'model.backbone.checkpoint_stages': [1]})
+    assert checkpointed_stages(model.backbone) == (1,)
+    seen = []
+    model.backbone.register_forward_pre_hook(lambda m, a: seen.append(checkpointed_stages(m)))
+    step = make_case('train-step-cp@b1', 64, {'omni-fast': model}, cp_stages=[0, 3])
+    step()
+    # The reference pass and the target pass of the step both ran with the asked stages.
+    assert seen == [(0, 3), (0, 3)]
+    assert checkpointed_stages(model.backbone) == (1,)
+    step = make_case('train-step-cp@b1', 64, {'omni-fast': model}, cp_stages=[])
+    step()
+    assert seen[2:] == [(), ()] and checkpointed_stages(model.backbone) == (1,)
+
+
+def test_our_swinb_config_checkpoints_stages_0_and_1():
+    from benchmark import build_omnisegnet, checkpointed_stages
+    from mmengine.registry import init_default_scope
+
+    init_default_scope('mmdet')
+    ours = build_omnisegnet()
+    assert checkpointed_stages(ours.backbone) == (0, 1)
+    assert [b.with_cp for b in ours.backbone.stages[2].blocks] == [False] * 18

@@ -24,8 +24,10 @@ Each OmniSegNet case also comes as ``CASE-fast``: the same model with the CPU-fa
 forms (``FAST``: window attention through SDPA, deformable attention by one gather), timed in
 the same rounds, so that before and after are compared on the same machine state; as
 ``train-step-cp``: the fast forms with the backbone's activation checkpointing (mmdet Swin's
-``with_cp``, in the stages of ``--cp-stages``, default all: less memory, the forward of each of
-their blocks run twice); and as
+``with_cp``) in the stages of ``--cp-stages`` instead of the config's (default all: less memory,
+the forward of each of their blocks run twice; ``--cp-stages`` alone: none). Every other OmniSegNet
+training case checkpoints the stages our configs name (``model.backbone.checkpoint_stages``,
+stages 0-1); the release's step keeps every activation, as released; and as
 ``CASE-bf16``: the fast forms under ``torch.autocast('cpu', torch.bfloat16)`` (bfloat16 matrix
 products where the CPU has them; the answers move, by the printed amount). For every inference
 case timed with a variant, the benchmark prints how far the variant's outputs are from the
@@ -170,18 +172,22 @@ def model_key(case):
     return {'': 'omni', '-compiled': 'omni-compiled'}.get(variant, 'omni-fast')
 
 
-def train_groups(cases):
+def train_groups(cases, alone_from=None):
     """The processes that time the train-step ``cases``: one per model and batch size (a
     training step holds its model's gradients, optimizer state and activations: every model in
     one process does not fit in 24 GB), each with the release's step of that batch size beside
-    it when that is asked for, so that the ratios to it come from the same rounds."""
+    it when that is asked for, so that the ratios to it come from the same rounds; from batch
+    size ``alone_from`` on, the release's step too in a process of its own (two Swin-B models'
+    steps at batch 4 do not fit in 24 GB together; the ratios are then those of the medians)."""
     groups = {}
     for case in cases:
         groups.setdefault((model_key(case), train_batch_size(case)), []).append(case)
     out = []
     for (key, n), group in groups.items():
         anchor = f'release-train-step@b{n}'
-        if key != 'release' and anchor in cases:
+        if alone_from is not None and n >= alone_from:
+            pass
+        elif key != 'release' and anchor in cases:
             group = [anchor, *group]
         elif key == 'release' and any(k[1] == n and k[0] != 'release' for k in groups):
             continue  # timed beside the others
@@ -237,10 +243,12 @@ def make_case(case, size, models, cp_stages=None):
         if 'release' not in models:
             torch.manual_seed(0)
             models['release'] = build_omnisegnet(RELEASE_CONFIG, fast=False)
+            # Trained as released: every activation kept (our configs checkpoint stages 0-1).
+            models['release'].backbone.set_checkpoint_stages(())
         return train_step(models['release'].train(), omni_batch(size, train_batch_size(case), text=False))
     case, variant = split_variant(case)
     precision = torch.autocast('cpu', dtype=torch.bfloat16, enabled=variant == '-bf16')
-    key = model_key(case + variant)
+    key = model_key(with_variant(case, variant))
     if key not in models:
         torch.manual_seed(0)
         models[key] = build_omnisegnet(fast=bool(variant), compile_modules=COMPILED if key == 'omni-compiled' else None)
@@ -250,10 +258,11 @@ def make_case(case, size, models, cp_stages=None):
     if is_train_case(case):
         around = None
         if variant == '-cp':
-            # The fast model with checkpointing switched on for the step only, so that the
-            # variants share one model in memory.
+            # The fast model with the checkpointing of ``cp_stages`` for the step only (the
+            # configured stages again after it), so that the variants share one model in memory.
             stages = range(len(model.backbone.stages)) if cp_stages is None else cp_stages
-            around = lambda on: model.backbone.set_checkpoint_stages(stages if on else ())  # noqa: E731
+            configured = checkpointed_stages(model.backbone)
+            around = lambda on: model.backbone.set_checkpoint_stages(stages if on else configured)  # noqa: E731
         return train_step(model.train(), omni_batch(size, train_batch_size(case), text=False), precision, around)
     model.eval()
     batch = omni_batch(size, 1, text=case in ('text', 'text+visual'), visual=case != 'text')
@@ -274,6 +283,11 @@ def make_case(case, size, models, cp_stages=None):
 
     fn.outputs = outputs
     return fn
+
+
+def checkpointed_stages(backbone):
+    """The stages of a Swin ``backbone`` whose blocks run with activation checkpointing."""
+    return tuple(i for i, stage in enumerate(backbone.stages) if any(b.with_cp for b in stage.blocks))
 
 
 def train_step(model, batch, precision=None, around=None):
@@ -447,11 +461,19 @@ def main():
         '--train-batch-sizes', nargs='+', type=int, default=[2], help='batch sizes of the train-step cases'
     )
     parser.add_argument(
-        '--cp-stages',
-        nargs='+',
+        '--alone-from-batch',
         type=int,
-        help='the backbone stages train-step-cp checkpoints (default: all; the config key is '
-        'model.backbone.checkpoint_stages)',
+        default=4,
+        help='from this batch size on, each model\'s training step is timed in a process of its own, '
+        'the release\'s too (two models at batch 4 do not fit in 24 GB); the ratios are then of the medians',
+    )
+    parser.add_argument(
+        '--cp-stages',
+        nargs='*',
+        type=int,
+        help='the backbone stages train-step-cp checkpoints (default: all; none after the flag: no '
+        'checkpointing, the fast forms alone; the config key is model.backbone.checkpoint_stages, '
+        'whose value in our configs, (0, 1), the other train-step cases run with)',
     )
     args = parser.parse_args()
     args.cases = expand_cases(args.cases, args.train_batch_sizes)
@@ -467,7 +489,7 @@ def main():
     # Each process's rounds, for the ratios within a round (a case timed in several processes
     # reports all its runs).
     rounds = [dict(times)] if inference else []
-    for group in train_groups(train):
+    for group in train_groups(train, args.alone_from_batch):
         got = in_process(time_cases, group, args.size, max(2, args.repeats // 2), args.threads, args.cp_stages)['times']
         rounds.append(got)
         for case, runs in got.items():
