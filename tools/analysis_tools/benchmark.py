@@ -464,8 +464,8 @@ def main():
         '--alone-from-batch',
         type=int,
         default=4,
-        help='from this batch size on, each model\'s training step is timed in a process of its own, '
-        'the release\'s too (two models at batch 4 do not fit in 24 GB); the ratios are then of the medians',
+        help="from this batch size on, each model's training step is timed in a process of its own, "
+        "the release's too (two models at batch 4 do not fit in 24 GB); the ratios are then of the medians",
     )
     parser.add_argument(
         '--cp-stages',
