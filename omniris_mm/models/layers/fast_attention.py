@@ -137,14 +137,22 @@ class SDPAWindowMSA(WindowMSA):
         q, k, v = qkv.reshape(b, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
         bias = self.relative_position_bias_table[self.relative_position_index.view(-1)].view(n, n, -1)
         bias = bias.permute(2, 0, 1)[None]  # (1, heads, N, N)
+        dropout = self.attn_drop.p if self.training else 0.0
         if mask is not None:
             windows = mask.shape[0]
             bias = bias + mask[:, None].to(bias.dtype)
+            if b > windows and torch.is_grad_enabled() and bias.requires_grad:
+                # Training: the bias broadcast over the images as a 5-d batch (images, windows)
+                # instead of a copy per image, whose gradient would then be summed back. (At
+                # inference the 4-d form below keeps the CPU flash kernel, which takes 4-d inputs.)
+                q, k, v = (t.reshape(b // windows, windows, *t.shape[1:]) for t in (q, k, v))
+                out = F.scaled_dot_product_attention(
+                    q, k, v, attn_mask=bias.to(q.dtype), dropout_p=dropout, scale=self.scale
+                )
+                return out.flatten(0, 1).transpose(1, 2).reshape(b, n, c)
             if b > windows:
                 bias = bias.repeat(b // windows, 1, 1, 1)
-        out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=bias.to(q.dtype), dropout_p=self.attn_drop.p if self.training else 0.0, scale=self.scale
-        )
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype), dropout_p=dropout, scale=self.scale)
         return out.transpose(1, 2).reshape(b, n, c)
 
 
