@@ -55,9 +55,25 @@ fi
 
 log "runtime requirements"
 "${PIP[@]}" install -q "${CONSTRAINTS[@]}" -r requirements/runtime.txt
+log "web demo requirements (requirements/webui.txt)"
+"${PIP[@]}" install -q "${CONSTRAINTS[@]}" -r requirements/webui.txt
 if [[ $WITH_TESTS == 1 ]]; then
   log "test requirements"
   "${PIP[@]}" install -q "${CONSTRAINTS[@]}" -r requirements/tests.txt
+  # The web demo's browser test drives Debian's chromium; nothing downloads a browser at run time.
+  if [[ ! -x /usr/bin/chromium ]]; then
+    SUDO=()
+    [[ $(id -u) != 0 ]] && command -v sudo >/dev/null 2>&1 && SUDO=(sudo -n)
+    if command -v apt-get >/dev/null 2>&1; then
+      log "installing Debian's chromium and chromium-driver (apt) for the browser test"
+      if ! { "${SUDO[@]}" apt-get update -qq && DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq \
+          chromium chromium-driver >/dev/null; }; then
+        echo "[setup] WARNING: could not install chromium with apt; the browser test will be skipped (failed under CI)." >&2
+      fi
+    else
+      echo "[setup] WARNING: no apt-get: install chromium at /usr/bin/chromium for the browser test." >&2
+    fi
+  fi
 fi
 log "installing omniris_mm (editable)"
 if ! "${PIP[@]}" install -q --no-deps --no-build-isolation -e . > "$VENV/.editable_install.log" 2>&1; then

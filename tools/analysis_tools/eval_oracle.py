@@ -7,6 +7,7 @@ no sample). Usage: python tools/analysis_tools/eval_oracle.py CONFIG [--cfg-opti
 
 import argparse
 import json
+import os
 
 from mmengine.config import Config, DictAction
 from mmengine.evaluator import Evaluator
@@ -52,6 +53,7 @@ def main():
         cfg.merge_from_dict(args.cfg_options)
     metrics = evaluate_oracle(cfg)
     if args.out:
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
         with open(args.out, 'w') as f:
             json.dump(metrics, f, indent=1)
 

@@ -19,13 +19,13 @@ Usage: python tools/dataset_converters/make_omnishapes.py data/omnishapes [--num
 """
 
 import argparse
-import json
 import os
 import os.path as osp
 
 import cv2
 import numpy as np
 import pycocotools.mask as mask_utils
+from omniref_layout import write_omniref
 
 SHAPES = {1: 'circle', 2: 'square', 3: 'triangle'}  # category id -> shape
 COLORS = {'red': (220, 40, 40), 'green': (40, 170, 60), 'blue': (40, 80, 220)}
@@ -136,91 +136,10 @@ def build(out_dir: str, num_train: int, num_test: int, seed: int) -> dict:
             )
         )
 
-    supp = {}
     for im in images:
-        for a in im['anns']:
-            supp.setdefault(str(a['category_id']), []).append(
-                dict(
-                    image_id=im['info']['id'],
-                    file_name=im['info']['file_name'],
-                    height=im['info']['height'],
-                    width=im['info']['width'],
-                    annotations={k: a[k] for k in ('id', 'segmentation', 'bbox', 'area', 'category_id', 'iscrowd')},
-                )
-            )
-    cats_of = {im['info']['id']: {a['category_id'] for a in im['anns']} for im in images}
+        im['expressions'] = expressions(im['objects'])
     categories = [dict(id=c, name=s, supercategory='shape') for c, s in SHAPES.items()]
-    omniref, instances = {}, {}
-    ref_id, sent_id = 1, 1
-    for split in ('train', 'test'):
-        split_images = [im for im in images if im['split'] == split]
-        coco = dict(
-            images=[im['info'] for im in split_images],
-            annotations=[a for im in split_images for a in im['anns']],
-            categories=categories,
-        )
-        text, visual, omni = [], [], []
-        for im in split_images:
-            info, anns = im['info'], im['anns']
-            img_fields = dict(
-                image_id=info['id'], file_name=info['file_name'], height=info['height'], width=info['width']
-            )
-            for sentence, idx in expressions(im['objects']):
-                ids = [anns[i]['id'] for i in idx] or [-1]
-                cat_ids = sorted({anns[i]['category_id'] for i in idx}) or [-1]
-                text.append(
-                    dict(
-                        ref_id=ref_id,
-                        **img_fields,
-                        ann_id=ids,
-                        category_id=cat_ids,
-                        split=f'text-{split}',
-                        sentences=[dict(raw=sentence, sent=sentence, sent_id=sent_id, tokens=sentence.split())],
-                    )
-                )
-                ref_id += 1
-                sent_id += 1
-            present = sorted(cats_of[info['id']])
-            for cat in present:
-                visual.append(
-                    dict(
-                        **img_fields,
-                        ann_id=[a['id'] for a in anns if a['category_id'] == cat],
-                        category_id=cat,
-                        categories=present,
-                    )
-                )
-            absent = [c for c in SHAPES if c not in present]
-            if absent:
-                donors = [i for i, cats in cats_of.items() if i != info['id'] and set(absent) & cats]
-                donor = int(donors[int(rng.integers(len(donors)))])
-                visual.append(
-                    dict(
-                        **img_fields,
-                        ann_id=[-1],
-                        category_id=-1,
-                        categories=present,
-                        supp_image_id=donor,
-                        supp_cat_ids=sorted(set(absent) & cats_of[donor]),
-                    )
-                )
-            img_text = [t for t in text if t['image_id'] == info['id']]
-            img_visual = [v for v in visual if v['image_id'] == info['id']]
-            for k in rng.permutation(len(img_text))[:2]:
-                record = dict(img_text[k], ref_id=ref_id, split=f'omni-{split}')
-                record['visual_data'] = img_visual[int(rng.integers(len(img_visual)))]
-                omni.append(record)
-                ref_id += 1
-        for kind, records in (('text', text), ('visual', visual), ('omni', omni)):
-            omniref[f'{kind}-{split}'] = records
-            instances[f'{kind}-{split}'] = coco
-        # A plain COCO instance file per split: the prompts on the target (CocoTargetPromptDataset).
-        with open(osp.join(out_dir, f'instances_{split}.json'), 'w') as f:
-            json.dump(coco, f)
-    for name, content in (('OmniRef.json', omniref), ('instances.json', instances), ('SuppImageAnns.json', supp)):
-        with open(osp.join(out_dir, name), 'w') as f:
-            json.dump(content, f)
-    return {k: len(v) for k, v in omniref.items()}
+    return write_omniref(out_dir, images, categories, rng, splits=('train', 'test'), omni_per_image=2)
 
 
 def main():
