@@ -55,8 +55,8 @@ fi
 
 log "runtime requirements"
 "${PIP[@]}" install -q "${CONSTRAINTS[@]}" -r requirements/runtime.txt
-log "web demo requirements (requirements/webui.txt)"
-"${PIP[@]}" install -q "${CONSTRAINTS[@]}" -r requirements/webui.txt
+log "web demo and ONNX requirements (requirements/webui.txt, requirements/deploy.txt)"
+"${PIP[@]}" install -q "${CONSTRAINTS[@]}" -r requirements/webui.txt -r requirements/deploy.txt
 if [[ $WITH_TESTS == 1 ]]; then
   log "test requirements"
   "${PIP[@]}" install -q "${CONSTRAINTS[@]}" -r requirements/tests.txt

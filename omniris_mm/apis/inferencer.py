@@ -63,6 +63,8 @@ class OmniRISInferencer:
         weights (str, optional): Checkpoint.
         device (str, optional): Defaults to CUDA when available.
         cache_references (bool): Keep reference tokens between calls. Defaults to True.
+        init_weights (bool): Without ``weights``, initialise the model (pretrained parts from
+            their sources). Defaults to True.
     """
 
     def __init__(
@@ -71,6 +73,7 @@ class OmniRISInferencer:
         weights: Optional[str] = None,
         device: Optional[str] = None,
         cache_references: bool = True,
+        init_weights: bool = True,
     ):
         import omniris_mm  # noqa: F401  (registers the modules)
 
@@ -79,7 +82,7 @@ class OmniRISInferencer:
         self.model = MODELS.build(self.cfg.model)
         if weights:
             load_checkpoint(self.model, weights, map_location='cpu')
-        else:
+        elif init_weights:  # off: the model only serves its pre- and post-processing (ONNX Runtime runner)
             self.model.init_weights()
         self.device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
         self.model.to(self.device).eval()
@@ -100,6 +103,15 @@ class OmniRISInferencer:
         self._ref_tokens: Dict[str, torch.Tensor] = {}
         self.num_reference_passes = 0
         self._visualizer = None
+
+    @property
+    def input_size(self) -> Optional[tuple]:
+        """(h, w) every image is resized to by the test pipeline; None when it keeps the aspect ratio."""
+        step = self._test_resize(self.cfg)
+        if step.get('keep_ratio', False) or step.get('scale') is None:  # mmdet's Resize: keep_ratio=False
+            return None
+        w, h = step['scale'] if isinstance(step['scale'], (tuple, list)) else (step['scale'], step['scale'])
+        return int(h), int(w)
 
     @staticmethod
     def _find_step(cfg: Config, kind: str) -> Optional[dict]:
@@ -247,17 +259,8 @@ class OmniRISInferencer:
     @torch.no_grad()
     def _run(self, packed: List[dict], keys: List[List[str]]) -> List[dict]:
         data = self.model.data_preprocessor(pseudo_collate(packed), False)
-        for sample, sample_keys in zip(data['data_samples'], keys):
-            if sample_keys:
-                sample.visual_tokens = torch.stack(
-                    [
-                        self._tokens(k, sample.ref_inputs[j : j + 1], sample.ref_prompt_maps[j : j + 1])
-                        for j, k in enumerate(sample_keys)
-                    ]  # fmt: skip
-                )
-        preds = self.model.predict(data['inputs'], data['data_samples'])
         answers = []
-        for pred in preds:
+        for pred in self._predict(data, keys):
             inst = pred.pred_instances
             answers.append(
                 dict(
@@ -271,10 +274,29 @@ class OmniRISInferencer:
             )
         return answers
 
+    def _predict(self, data: dict, keys: List[List[str]]) -> list:
+        """The model's predictions (data samples) for a preprocessed batch, references from the cache."""
+        for sample, sample_keys in zip(data['data_samples'], keys):
+            if sample_keys:
+                sample.visual_tokens = torch.stack(
+                    [
+                        self._tokens(k, sample.ref_inputs[j : j + 1], sample.ref_prompt_maps[j : j + 1])
+                        for j, k in enumerate(sample_keys)
+                    ]  # fmt: skip
+                )
+        return self._answer(data)
+
+    def _answer(self, data: dict) -> list:
+        """The model's answer to a preprocessed batch whose references are tokens already."""
+        return self.model.predict(data['inputs'], data['data_samples'])
+
+    def _encode_reference(self, ref_input: torch.Tensor, prompt_map: torch.Tensor) -> torch.Tensor:
+        return self.model.encode_references(ref_input, prompt_map)[0]
+
     def _tokens(self, key: str, ref_input: torch.Tensor, prompt_map: torch.Tensor) -> torch.Tensor:
         if key not in self._ref_tokens:
             self.num_reference_passes += 1
-            tokens = self.model.encode_references(ref_input, prompt_map)[0]
+            tokens = self._encode_reference(ref_input, prompt_map)
             if not self.cache_references:
                 return tokens
             self._ref_tokens[key] = tokens

@@ -308,7 +308,7 @@ def describe(out: dict, item: dict, checkpoint: Optional[str], passes: int) -> s
         prompts.append(f'box on the target {tuple(item["target_box"])}')
     if item.get('target_scribble') is not None:
         prompts.append('scribble on the target')
-    lines.append('Prompts: ' + ', '.join(prompts) + f'; {passes} reference pass(es) (the rest from the cache).')
+    lines.append('\nPrompts: ' + ', '.join(prompts) + f'; {passes} reference pass(es) (the rest from the cache).')
     if not checkpoint or checkpoint == RANDOM_WEIGHTS:
         lines.append('*Random weights: pick a checkpoint for real answers.*')
     return '\n'.join(lines)

@@ -18,6 +18,7 @@ import sys
 import time
 import urllib.request
 
+import cv2
 import mmcv
 import numpy as np
 import pytest
@@ -268,7 +269,7 @@ def test_the_page_in_a_browser_answers_as_the_inferencer(server, target_and_refe
             browser.close()
     shot = os.environ.get('OMNIRIS_WEBUI_SCREENSHOT')
     if shot:  # the README's picture (any format mmcv writes)
-        mmcv.imwrite(mmcv.imread(str(tmp_path / 'webui.png')), shot)
+        mmcv.imwrite(mmcv.imread(str(tmp_path / 'webui.png')), shot, params=[cv2.IMWRITE_JPEG_QUALITY, 80])
 
     # The box the page took from the drag: the image is drawn centred on the canvas at `zoom`,
     # the strokes are BRUSH_RADIUS wider on each side.

@@ -195,12 +195,29 @@ class OmniSegNet(BaseDetector):
         return self.prompt_encoder(self.backbone(ref_inputs), ref_prompt_maps)
 
     def encode_prompts(self, batch_data_samples: SampleList) -> List[List[Tuple[Tensor, Tensor]]]:
-        """Per sample, each of its prompts (text first) as ``(tokens (n, D), valid (n,) bool)``.
+        """Per sample, each of its prompts (text first) as ``(tokens (n, D), valid (n,) bool)``
+        with its prompt-type embedding added (see :meth:`prompt_sequences`)."""
+        return [[(self._add_type(t, k), v) for t, v, k in seqs] for seqs in self.prompt_sequences(batch_data_samples)]
+
+    def encode_text(self, texts: List[str]) -> Tuple[Tensor, Tensor]:
+        """Texts -> normalised tokens (B, L, D) and their valid mask (B, L)."""
+        tokens, mask = self.text_encoder(texts)
+        return self.text_norm(tokens), mask
+
+    def prompt_sequences(
+        self, batch_data_samples: SampleList, encode_text=None, encode_references=None
+    ) -> List[List[Tuple[Tensor, Tensor, str]]]:
+        """Per sample, each of its prompts (text first) as ``(tokens (n, D), valid (n,) bool, type)``,
+        before the prompt-type embeddings.
 
         A text keeps the padding positions the text encoder returns (all of them
         invalid): the backbone's fusion never attends to them, the head's prompt
         attention does when ``mask_prompt_padding=False`` (the release).
+        ``encode_text`` / ``encode_references`` replace :meth:`encode_text` /
+        :meth:`encode_references` (the ONNX Runtime runner passes its graphs).
         """
+        encode_text = encode_text or self.encode_text
+        encode_references = encode_references or self.encode_references
         texts = [s.metainfo.get('text') for s in batch_data_samples]
         with_text = [i for i, t in enumerate(texts) if t]
         text_tokens = {}
@@ -210,13 +227,12 @@ class OmniSegNet(BaseDetector):
                 f'{texts[with_text[0]]!r}, but this model has no text encoder (text_encoder=None)'
             )
         if with_text:
-            tokens, mask = self.text_encoder([texts[i] for i in with_text])
-            tokens = self.text_norm(tokens)
+            tokens, mask = encode_text([texts[i] for i in with_text])
             text_tokens = {i: (tokens[j], mask[j]) for j, i in enumerate(with_text)}
         to_encode = [s for s in batch_data_samples if 'visual_tokens' not in s and len(s.ref_inputs)]
         encoded = iter(())
         if to_encode:
-            all_tokens = self.encode_references(
+            all_tokens = encode_references(
                 torch.cat([s.ref_inputs for s in to_encode]), torch.cat([s.ref_prompt_maps for s in to_encode])
             )
             encoded = iter(all_tokens)
@@ -231,7 +247,7 @@ class OmniSegNet(BaseDetector):
                     f'ORs the answers, so a negative prompt ({", ".join(negative)}) cannot take away from them; '
                     "use fusion='concat'"
                 )
-            seqs = [(self._add_type(text_tokens[i][0], 'text'), text_tokens[i][1])] if texts[i] else []
+            seqs = [(text_tokens[i][0], text_tokens[i][1], 'text')] if texts[i] else []
             if 'visual_tokens' in sample:
                 visual = list(sample.visual_tokens)
             else:
@@ -240,10 +256,7 @@ class OmniSegNet(BaseDetector):
                 raise ValueError(
                     f'sample {sample.metainfo.get("img_path")}: {len(visual)} visual prompts but prompt_types {types}'
                 )
-            seqs += [
-                (self._add_type(tok, t), tok.new_ones(len(tok), dtype=torch.bool))
-                for tok, t in zip(visual, visual_types)
-            ]
+            seqs += [(tok, tok.new_ones(len(tok), dtype=torch.bool), t) for tok, t in zip(visual, visual_types)]
             if not seqs:
                 raise ValueError(f'sample {sample.metainfo.get("img_path")} has no prompt')
             prompts.append(seqs)
@@ -261,33 +274,38 @@ class OmniSegNet(BaseDetector):
             raise ValueError(f'unknown prompt type {prompt_type!r}; known: {PROMPT_TYPES}')
         return tokens + self.prompt_type_embed.weight[PROMPT_TYPES.index(prompt_type)]
 
-    def _prompt_rows(self, prompts: List[List[Tuple[Tensor, Tensor]]]) -> Tuple[Tensor, Tensor, List[int]]:
+    def _prompt_rows(self, prompts: List[List[Tuple[Tensor, ...]]]) -> Tuple[Tensor, Tensor, List[int]]:
         """Pad the prompt sequences into (R, L, D) tokens and a (R, L) valid mask.
 
         One row per sample (``concat``) or per prompt (``union``); returns the
-        sample index of each row.
+        sample index of each row. A prompt may carry more per-token parts after
+        ``(tokens, valid)``; each is padded with zeros and returned before the owners.
         """
         if self.fusion == 'concat':
-            rows = [(torch.cat([t for t, _ in p]), torch.cat([v for _, v in p])) for p in prompts]
+            rows = [tuple(torch.cat(parts) for parts in zip(*p)) for p in prompts]
             owners = list(range(len(prompts)))
         else:
             rows = [tv for p in prompts for tv in p]
             owners = [i for i, p in enumerate(prompts) for _ in p]
-        length = max(len(t) for t, _ in rows)
-        tokens = rows[0][0].new_zeros((len(rows), length, rows[0][0].shape[-1]))
-        mask = torch.zeros((len(rows), length), dtype=torch.bool, device=tokens.device)
-        for j, (t, v) in enumerate(rows):
-            tokens[j, : len(t)] = t
-            mask[j, : len(t)] = v
-        return tokens, mask, owners
+        length = max(len(r[0]) for r in rows)
+        padded = [part.new_zeros((len(rows), length) + part.shape[1:]) for part in rows[0]]
+        for j, row in enumerate(rows):
+            for out, part in zip(padded, row):
+                out[j, : len(part)] = part
+        return (*padded, owners)
 
     def _add_target_maps(self, feats: List[Tensor], inputs: Tensor, samples: SampleList, owners: List[int]):
         """``feats`` of the (padded) target ``inputs`` plus the embedded maps of the prompts on
         the target (``target_maps``)."""
+        return self.apply_target_maps(feats, self.target_prompt_maps(inputs, samples, owners))
+
+    def target_prompt_maps(self, inputs: Tensor, samples: SampleList, owners: List[int]) -> Optional[Tensor]:
+        """(R, 2, H, W) maps of the positive / negative prompts on the target per prompt row, at the
+        padded input size; None when the model has no ``target_maps`` or no row has such a prompt."""
         if self.target_map_embed is None:
-            return feats
+            return None
         pad_h, pad_w = inputs.shape[-2:]
-        maps = feats[0].new_zeros((len(owners), 2, pad_h, pad_w))
+        maps = inputs.new_zeros((len(owners), 2, pad_h, pad_w))
         drawn = False
         for row, o in enumerate(owners):
             sample = samples[o]
@@ -304,7 +322,10 @@ class OmniSegNet(BaseDetector):
                 ch = 1 if t in NEGATIVE_PROMPT_TYPES else 0
                 maps[row, ch, :h, :w] = torch.maximum(maps[row, ch, :h, :w], (m[0] > 0).to(maps))
                 drawn = True
-        if not drawn:
+        return maps if drawn else None
+
+    def apply_target_maps(self, feats: List[Tensor], maps: Optional[Tensor]) -> List[Tensor]:
+        if maps is None or self.target_map_embed is None:
             return feats
         return [f + conv(F.adaptive_max_pool2d(maps, f.shape[-2:])) for f, conv in zip(feats, self.target_map_embed)]
 
@@ -353,7 +374,12 @@ class OmniSegNet(BaseDetector):
         feats = self.extract_feat(batch_inputs[owners], tokens, mask)
         feats = self._add_target_maps(feats, batch_inputs, batch_data_samples, owners)
         metas = [batch_data_samples[o].metainfo for o in owners]
-        results = self.head.predict(feats, tokens, mask, metas, rescale=rescale)
+        return self.collect(self.head.predict(feats, tokens, mask, metas, rescale=rescale), owners, batch_data_samples)
+
+    @staticmethod
+    def collect(results: List[dict], owners: List[int], batch_data_samples: SampleList) -> SampleList:
+        """The head's answers per prompt row into each sample's ``pred_*`` fields (rows of one
+        sample, as ``fusion='union'`` makes them, OR-ed)."""
         for i, sample in enumerate(batch_data_samples):
             mine = [r for r, o in zip(results, owners) if o == i]
             sem_seg = torch.stack([r['sem_seg'] for r in mine]).amax(0)

@@ -205,7 +205,7 @@ class AdaptiveMaskHead(BaseModule):
         """
         embed = self.mask_embed(self.decoder_norm(query))  # (B, Q, C)
         attn = torch.einsum('bqc,bchw->bqhw', embed, attn_features).flatten(2) < 0  # sigmoid < 0.5
-        attn[attn.all(-1)] = False  # a query that would see nothing sees everything
+        attn = attn & ~attn.all(-1, keepdim=True)  # a query that would see nothing sees everything
         return attn.repeat_interleave(self.num_heads, 0).detach()
 
     def _grid_pos(self, like: Tensor) -> Tensor:
@@ -220,7 +220,7 @@ class AdaptiveMaskHead(BaseModule):
         cols = torch.arange(w, device=device) * gw // w
         cell = (rows[:, None] * gw + cols[None]).flatten()  # (HW,) cell index of each position
         attn = cell[None] != torch.arange(gh * gw, device=device)[:, None]  # (Q, HW) True = blocked
-        attn[attn.all(-1)] = False  # a cell smaller than one position: see everything
+        attn = attn & ~attn.all(-1, keepdim=True)  # a cell smaller than one position: see everything
         return attn[None].expand(b * self.num_heads, -1, -1)
 
     def forward(self, feats: List[Tensor], prompt_tokens: Tensor, prompt_mask: Tensor) -> Dict[str, Tensor]:
@@ -281,7 +281,10 @@ class AdaptiveMaskHead(BaseModule):
         """Per image: ``sem_seg`` (1, H, W) union mask, ``no_target`` (bool),
         ``no_target_score``, and instance ``masks`` (k, H, W) with ``scores`` (k,),
         at the original size when ``rescale`` and ``test_cfg.pred_size='original'``."""
-        outputs = self(feats, prompt_tokens, prompt_mask)
+        return self.postprocess(self(feats, prompt_tokens, prompt_mask), batch_img_metas, rescale)
+
+    def postprocess(self, outputs: Dict[str, Tensor], batch_img_metas: List[dict], rescale: bool = True) -> List[dict]:
+        """:meth:`predict`'s answers from :meth:`forward`'s outputs (also those of an exported graph)."""
         cfg = self.test_cfg
         rescale = rescale and cfg['pred_size'] == 'original'
         results = []

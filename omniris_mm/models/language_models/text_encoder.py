@@ -152,10 +152,9 @@ class HFTextEncoder(BaseModule):
         self._cache.clear()  # cached tokens belong to the old weights
         super()._load_from_state_dict(*args, **kwargs)
 
-    def forward(self, texts: List[str]) -> Tuple[Tensor, Tensor]:
-        if self.cache_size:
-            return self._cached_forward(list(texts))
-        device = next(self.model.parameters()).device
+    def tokenize(self, texts: List[str]) -> Tuple[Tensor, Tensor]:
+        """Token ids and attention mask (B, L) as :meth:`forward` feeds the model (padded to the
+        longest sentence, or to ``max_tokens`` when ``pad_to_max_tokens``)."""
         enc = self.tokenizer(
             list(texts),
             padding='max_length' if self.pad_to_max_tokens else 'longest',
@@ -166,8 +165,13 @@ class HFTextEncoder(BaseModule):
             return_length=False,
         )
         self._count_truncated(texts)
-        input_ids = enc['input_ids'].to(device)
-        attention_mask = enc['attention_mask'].to(device)
+        return enc['input_ids'], enc['attention_mask']
+
+    def forward(self, texts: List[str]) -> Tuple[Tensor, Tensor]:
+        if self.cache_size:
+            return self._cached_forward(list(texts))
+        device = next(self.model.parameters()).device
+        input_ids, attention_mask = (t.to(device) for t in self.tokenize(texts))
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
             out = self.model(input_ids=input_ids, attention_mask=attention_mask)
         return out.last_hidden_state, attention_mask.bool()

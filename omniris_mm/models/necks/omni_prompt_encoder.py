@@ -158,7 +158,7 @@ class OmniPromptEncoder(BaseModule):
         prompt_maps = prompt_maps.float()
         values, masks, shapes = [], [], []
         for feat, proj, emb in zip(ref_feats, self.input_proj, self.embed_prompt(prompt_maps)):
-            h, w = feat.shape[-2:]
+            h, w = (int(d) for d in feat.shape[-2:])  # ints: the ONNX export takes the pooling sizes as constants
             level = proj(feat) + emb[..., :h, :w]
             region = self._region(prompt_maps, (h, w))  # (N, h, w)
             values.append(level.flatten(2).transpose(1, 2))
