@@ -11,44 +11,33 @@ train_splits = ('text-train', 'visual-train')
 test_splits = ('text-test', 'visual-test')
 train_pipeline = {{_base_.train_pipeline}}
 test_pipeline = {{_base_.test_pipeline}}
+
+
+def _splits(splits, pipeline, **kwargs):
+    return dict(
+        _delete_=True,
+        type='ConcatDataset',
+        datasets=[
+            dict(
+                type='OmniRefDataset',
+                data_root=data_root,
+                ann_file='OmniRef.json',
+                split=split,
+                data_prefix=dict(img_path='images/'),
+                pipeline=pipeline,
+                **kwargs,
+            )
+            for split in splits
+        ],
+    )
+
+
 train_dataloader = dict(
-    sampler=dict(source_ratio=[1, 1]),
-    dataset=dict(
-        _delete_=True,
-        type='ConcatDataset',
-        datasets=[
-            dict(
-                type='OmniRefDataset',
-                data_root=data_root,
-                ann_file='OmniRef.json',
-                split=split,
-                data_prefix=dict(img_path='images/'),
-                pipeline=train_pipeline,
-                on_invalid='skip',
-            )
-            for split in train_splits
-        ],  # fmt: skip
-    ),
+    sampler=dict(source_ratio=[1, 1]), dataset=_splits(train_splits, train_pipeline, on_invalid='skip')
 )
-val_dataloader = dict(
-    dataset=dict(
-        _delete_=True,
-        type='ConcatDataset',
-        datasets=[
-            dict(
-                type='OmniRefDataset',
-                data_root=data_root,
-                ann_file='OmniRef.json',
-                split=split,
-                data_prefix=dict(img_path='images/'),
-                pipeline=test_pipeline,
-                test_mode=True,
-            )
-            for split in test_splits
-        ],  # fmt: skip
-    ),
-)
+val_dataloader = dict(dataset=_splits(test_splits, test_pipeline, test_mode=True))
 test_dataloader = val_dataloader
+del _splits
 
 max_iters = 5000
 load_from = 'checkpoints/omnisegnet_release_for_finetune.pth'

@@ -36,7 +36,6 @@ from ..models.detectors.omnisegnet import PROMPT_TYPES
 from ..models.layers.fast_attention import swap_modules
 from .inferencer import OmniRISInferencer
 
-GRAPHS = ('reference_encoder', 'text_encoder', 'target')
 TARGET_OUTPUTS = ('target_mask', 'nt_logits', 'mask_features', 'objectness', 'instance_embed')
 META_FILE = 'omniris_onnx.json'
 
@@ -79,9 +78,8 @@ class TargetGraph(nn.Module):
             # The PyTorch path adds the maps only when some row has a prompt on the target (else
             # the convolutions' biases would shift the features); a multiplier keeps that in the graph.
             drawn = (target_maps.amax() > 0).to(feats[0].dtype)
-            # Sizes as Python ints: the image size is fixed in the graphs (adaptive pooling exports only so).
-            pooled = [nn.functional.adaptive_max_pool2d(target_maps, [int(d) for d in f.shape[-2:]]) for f in feats]
-            feats = [f + drawn * conv(p) for f, conv, p in zip(feats, model.target_map_embed, pooled)]
+            with_maps = model.apply_target_maps(feats, target_maps)
+            feats = [f + drawn * (g - f) for f, g in zip(feats, with_maps)]
         out = model.head(feats, prompt_tokens, prompt_mask)
         return tuple(out[k] for k in self.outputs)
 
@@ -188,16 +186,12 @@ def export_model(model, data: dict, out_dir: str, input_size=None, opset: int = 
     ref_inputs = torch.cat([s.ref_inputs for s in samples])
     ref_maps = torch.cat([s.ref_prompt_maps for s in samples])
     with torch.no_grad():
-        rows, owners = _rows(model, samples, model.encode_text, model.encode_references)
-    tokens, types, mask = rows
-    inputs = data['inputs'][owners]
-    maps = inputs.new_zeros((len(owners), 2) + inputs.shape[-2:])
+        feed, _ = _target_inputs(model, data, model.encode_text, model.encode_references)
     target = TargetGraph(model)
     jobs = [
         ('reference_encoder', ReferenceGraph(model), (ref_inputs, ref_maps), ['ref_inputs', 'ref_prompt_maps'],
          ['tokens'], {'ref_inputs': {0: 'num_refs'}, 'ref_prompt_maps': {0: 'num_refs'}, 'tokens': {0: 'num_refs'}}),
-        ('target', target, (inputs, tokens, types, mask, maps),
-         ['inputs', 'prompt_tokens', 'prompt_types', 'prompt_mask', 'target_maps'], list(target.outputs),
+        ('target', target, tuple(feed.values()), list(feed), list(target.outputs),
          dict({k: {0: 'rows', 1: 'length'} for k in ('prompt_tokens', 'prompt_types', 'prompt_mask')},
               **{k: {0: 'rows'} for k in ('inputs', 'target_maps') + target.outputs})),
     ]  # fmt: skip
@@ -217,7 +211,7 @@ def export_model(model, data: dict, out_dir: str, input_size=None, opset: int = 
         seconds[name] = time.perf_counter() - start
     meta = dict(
         input_size=list(input_size) if input_size else None,
-        input_shape=list(inputs.shape[-2:]),
+        input_shape=list(feed['inputs'].shape[-2:]),
         prompt_types=list(PROMPT_TYPES),
         target_outputs=list(target.outputs),
         graphs=[job[0] for job in jobs],
@@ -226,6 +220,18 @@ def export_model(model, data: dict, out_dir: str, input_size=None, opset: int = 
     with open(osp.join(out_dir, META_FILE), 'w') as f:
         json.dump(meta, f, indent=1)
     return seconds
+
+
+def _target_inputs(model, data: dict, encode_text, encode_references):
+    """The target graph's inputs for a preprocessed batch (a dict named as the graph's inputs) and the
+    sample of each prompt row."""
+    samples = data['data_samples']
+    (tokens, types, mask), owners = _rows(model, samples, encode_text, encode_references)
+    inputs = data['inputs'][owners]
+    maps = model.target_prompt_maps(data['inputs'], samples, owners)
+    if maps is None:
+        maps = inputs.new_zeros((len(owners), 2) + inputs.shape[-2:])
+    return dict(inputs=inputs, prompt_tokens=tokens, prompt_types=types, prompt_mask=mask, target_maps=maps), owners
 
 
 def _rows(model, samples, encode_text, encode_references):
@@ -288,17 +294,11 @@ class ONNXRuntimeModel:
 
     def outputs(self, data: dict):
         """The target graph's outputs (dict) for a preprocessed batch, with the prompt rows' owners."""
-        model, samples = self.model, data['data_samples']
         if list(data['inputs'].shape[-2:]) != self.meta['input_shape']:
             raise ValueError(
                 f'the graphs take {self.meta["input_shape"]} inputs, got {list(data["inputs"].shape[-2:])}'
             )
-        (tokens, types, mask), owners = _rows(model, samples, self.encode_text, self.encode_references)
-        inputs = data['inputs'][owners]
-        maps = model.target_prompt_maps(data['inputs'], samples, owners)
-        if maps is None:
-            maps = inputs.new_zeros((len(owners), 2) + inputs.shape[-2:])
-        feed = dict(inputs=inputs, prompt_tokens=tokens, prompt_types=types, prompt_mask=mask, target_maps=maps)
+        feed, owners = _target_inputs(self.model, data, self.encode_text, self.encode_references)
         outs = self.sessions['target'].run(None, {k: self._np(v) for k, v in feed.items()})
         return {k: torch.from_numpy(v) for k, v in zip(self.meta['target_outputs'], outs)}, owners
 
@@ -361,15 +361,9 @@ def compare_with_pytorch(
         packed, _ = torch_inferencer._sample(item, i)
         with torch.no_grad():
             data = model.data_preprocessor(pseudo_collate([packed]), False)
-            (tokens, types, mask), owners = _rows(
-                model, data['data_samples'], model.encode_text, model.encode_references
-            )
-            inputs = data['inputs'][owners]
-            maps = model.target_prompt_maps(data['inputs'], data['data_samples'], owners)
-            maps = inputs.new_zeros((len(owners), 2) + inputs.shape[-2:]) if maps is None else maps
+            feed, _ = _target_inputs(model, data, model.encode_text, model.encode_references)
             graph = TargetGraph(model)
-            want = dict(zip(graph.outputs, graph(inputs, tokens, types, mask, maps)))
-            data = model.data_preprocessor(pseudo_collate([packed]), False)
+            want = dict(zip(graph.outputs, graph(**feed)))
             got, _ = runtime.outputs(data)
             sample = data['data_samples'][0]
             if len(sample.ref_inputs):

@@ -79,6 +79,12 @@ def editor_strokes(value, shape: Tuple[int, int], what: str) -> np.ndarray:
     return drawn
 
 
+def box_of(drawn: np.ndarray) -> Tuple[int, int, int, int]:
+    """``x1, y1, x2, y2`` of the box around the drawn pixels."""
+    ys, xs = np.nonzero(drawn)
+    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+
+
 def reference_prompt(value, kind: str, negative: bool, index: int) -> Optional[dict]:
     """One reference slot as an inferencer visual prompt (None when no image was given).
 
@@ -95,8 +101,7 @@ def reference_prompt(value, kind: str, negative: bool, index: int) -> Optional[d
         raise PromptError(f'{what}: draw a {kind} on the reference image (nothing is drawn on it)')
     prompt = dict(image=image, negative=bool(negative))
     if kind == 'box':
-        ys, xs = np.nonzero(drawn)
-        prompt['box'] = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+        prompt['box'] = box_of(drawn)
     elif kind == 'mask':
         prompt['mask'] = ndimage.binary_fill_holes(drawn)
     else:
@@ -138,8 +143,7 @@ def target_prompts(value, kind: str, clicks: Optional[str], shape: Tuple[int, in
         if not drawn.any():
             raise PromptError(f'draw a {kind} on the target image, or set its prompt to none')
         if kind == 'box':
-            ys, xs = np.nonzero(drawn)
-            out['target_box'] = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+            out['target_box'] = box_of(drawn)
         else:
             out['target_scribble'] = drawn
     return out

@@ -327,7 +327,11 @@ class OmniSegNet(BaseDetector):
     def apply_target_maps(self, feats: List[Tensor], maps: Optional[Tensor]) -> List[Tensor]:
         if maps is None or self.target_map_embed is None:
             return feats
-        return [f + conv(F.adaptive_max_pool2d(maps, f.shape[-2:])) for f, conv in zip(feats, self.target_map_embed)]
+        # Sizes as ints: an ONNX graph (one image size) takes the adaptive pooling only with constant sizes.
+        sizes = [tuple(int(d) for d in f.shape[-2:]) for f in feats]
+        return [
+            f + conv(F.adaptive_max_pool2d(maps, size)) for f, conv, size in zip(feats, self.target_map_embed, sizes)
+        ]
 
     # -- the three modes ---------------------------------------------------------------
     def extract_feat(self, batch_inputs: Tensor, prompt_tokens: Tensor, prompt_mask: Tensor) -> List[Tensor]:
