@@ -15,8 +15,9 @@ Three graphs (``export_onnx``), each a part of :meth:`OmniSegNet.predict` that h
 What holds no weights stays in Python and is shared with the PyTorch path, so both answer alike:
 the test pipeline, the data preprocessor, the tokenizer, the prompt rows and the head's
 post-processing (:class:`ONNXRuntimeInferencer`, a :class:`OmniRISInferencer` whose model parts run
-in ONNX Runtime). Batch, reference and prompt counts and the text length are dynamic; the image size is
-the config's test size (``OmniResize`` with ``keep_ratio=False``), fixed in the graphs.
+in ONNX Runtime). Batch, reference and prompt counts, the text length and the image size are dynamic:
+any size that is a multiple of the largest feature stride (32; the data preprocessor pads to it), so
+one export serves configs that resize keeping the aspect ratio, and any test size.
 """
 
 import copy
@@ -119,9 +120,22 @@ class _SDPAMultiheadAttention(nn.Module):
 
 
 class _ExportShiftWindowMSA(ShiftWindowMSA):
-    """mmdet's ``ShiftWindowMSA`` whose ``window_reverse`` leaves the batch to the reshape:
-    mmdet's computes it as a Python int, which the exporter bakes in (a graph exported with 2
-    images then mixes the channels of 1)."""
+    """mmdet's ``ShiftWindowMSA`` for the export, with the same results: its ``window_reverse``
+    leaves the batch to the reshape (mmdet's computes it as a Python int, which the exporter bakes
+    in: a graph exported with 2 images then mixes the channels of 1), and the padding to whole
+    windows and the crop after them are always in the graph (mmdet crops only when its Python
+    test finds padding, so a graph exported at a size without padding never crops). mmdet's
+    forward on the padded map is its forward on the map (the padding is zeros either way; the
+    shift mask depends on the padded size only), then the crop."""
+
+    def forward(self, query, hw_shape):
+        b, _, c = query.shape
+        h, w = hw_shape
+        ws = self.window_size
+        x = nn.functional.pad(query.view(b, h, w, c), (0, 0, 0, (ws - w % ws) % ws, 0, (ws - h % ws) % ws))
+        h_pad, w_pad = x.shape[1], x.shape[2]
+        x = super().forward(x.reshape(b, h_pad * w_pad, c), (h_pad, w_pad))
+        return x.view(b, h_pad, w_pad, c)[:, :h, :w].reshape(b, h * w, c)
 
     def window_reverse(self, windows, H, W):
         ws = self.window_size
@@ -145,8 +159,8 @@ def _for_export(model: nn.Module) -> nn.Module:
 
 def _example(inferencer: OmniRISInferencer):
     """A preprocessed batch of two targets (text + two references, and a reference only) at the
-    config's test size, and its prompt rows: the graphs' example inputs."""
-    h, w = inferencer.input_size
+    config's test size (480 x 640 where it keeps the aspect ratio): the graphs' example inputs."""
+    h, w = inferencer.input_size or (480, 640)
     rng = np.random.default_rng(0)
     img = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
     mask = np.zeros((h, w), np.uint8)
@@ -169,15 +183,13 @@ def export_onnx(
     """Write the graphs of ``config`` with ``checkpoint`` (see the module docstring) and
     ``omniris_onnx.json`` to ``out_dir``; the export time of each graph in seconds."""
     inferencer = OmniRISInferencer(config, checkpoint, device='cpu')
-    if inferencer.input_size is None:
-        raise ValueError('the graphs take one image size, and this config resizes keeping the aspect ratio: '
-                         'set keep_ratio=False on its test OmniResize')  # fmt: skip
     return export_model(inferencer.model, _example(inferencer), out_dir, inferencer.input_size, opset, verbose)
 
 
 def export_model(model, data: dict, out_dir: str, input_size=None, opset: int = 17, verbose: bool = False):
     """:func:`export_onnx` for a built model and a preprocessed example batch ``data`` (two samples
-    or more, with references; the image size of the graphs is its). The model is copied: the
+    or more, with references; the graphs take other image sizes too; ``input_size``, the config's test
+    size, is recorded). The model is copied: the
     attention modules of the copy take their original mmcv/mmdet forms (equal to the fast forms,
     tested) and the export-friendly forms above."""
     model = _for_export(copy.deepcopy(model).eval())
@@ -188,12 +200,15 @@ def export_model(model, data: dict, out_dir: str, input_size=None, opset: int = 
     with torch.no_grad():
         feed, _ = _target_inputs(model, data, model.encode_text, model.encode_references)
     target = TargetGraph(model)
+    ref_image = {0: 'num_refs', 2: 'ref_height', 3: 'ref_width'}
+    image, stride4 = {0: 'rows', 2: 'height', 3: 'width'}, {0: 'rows', 2: 'height_4', 3: 'width_4'}
     jobs = [
         ('reference_encoder', ReferenceGraph(model), (ref_inputs, ref_maps), ['ref_inputs', 'ref_prompt_maps'],
-         ['tokens'], {'ref_inputs': {0: 'num_refs'}, 'ref_prompt_maps': {0: 'num_refs'}, 'tokens': {0: 'num_refs'}}),
+         ['tokens'], {'ref_inputs': ref_image, 'ref_prompt_maps': ref_image, 'tokens': {0: 'num_refs'}}),
         ('target', target, tuple(feed.values()), list(feed), list(target.outputs),
          dict({k: {0: 'rows', 1: 'length'} for k in ('prompt_tokens', 'prompt_types', 'prompt_mask')},
-              **{k: {0: 'rows'} for k in ('inputs', 'target_maps') + target.outputs})),
+              inputs=image, target_maps=image, target_mask=stride4, mask_features=stride4,
+              **{k: {0: 'rows'} for k in target.outputs if k not in ('target_mask', 'mask_features')})),
     ]  # fmt: skip
     if model.text_encoder is not None:
         ids, attention = model.text_encoder.tokenize(['a red circle on the left', 'all of them'])
@@ -211,7 +226,8 @@ def export_model(model, data: dict, out_dir: str, input_size=None, opset: int = 
         seconds[name] = time.perf_counter() - start
     meta = dict(
         input_size=list(input_size) if input_size else None,
-        input_shape=list(feed['inputs'].shape[-2:]),
+        example_shape=list(feed['inputs'].shape[-2:]),
+        size_divisor=max(model.head.pixel_decoder.strides),
         prompt_types=list(PROMPT_TYPES),
         target_outputs=list(target.outputs),
         graphs=[job[0] for job in jobs],
@@ -266,6 +282,9 @@ class ONNXRuntimeModel:
             )
         with open(meta_path) as f:
             self.meta = json.load(f)
+        if 'size_divisor' not in self.meta:
+            raise ValueError(f'{onnx_dir}: graphs of an earlier export, for {self.meta.get("input_shape")} images '
+                             'only: export again (the graphs now take any image size)')  # fmt: skip
         if self.meta['prompt_types'] != list(PROMPT_TYPES):
             raise ValueError(f'{onnx_dir}: exported with the prompt types {self.meta["prompt_types"]}, '
                              f'this code has {list(PROMPT_TYPES)}: export again')  # fmt: skip
@@ -294,10 +313,10 @@ class ONNXRuntimeModel:
 
     def outputs(self, data: dict):
         """The target graph's outputs (dict) for a preprocessed batch, with the prompt rows' owners."""
-        if list(data['inputs'].shape[-2:]) != self.meta['input_shape']:
-            raise ValueError(
-                f'the graphs take {self.meta["input_shape"]} inputs, got {list(data["inputs"].shape[-2:])}'
-            )
+        divisor, size = self.meta['size_divisor'], list(data['inputs'].shape[-2:])
+        if size[0] % divisor or size[1] % divisor:
+            raise ValueError(f'the graphs take images whose sides are multiples of {divisor} (the data preprocessor '
+                             f"pads them so with pad_size_divisor={divisor}), got {size}")  # fmt: skip
         feed, owners = _target_inputs(self.model, data, self.encode_text, self.encode_references)
         outs = self.sessions['target'].run(None, {k: self._np(v) for k, v in feed.items()})
         return {k: torch.from_numpy(v) for k, v in zip(self.meta['target_outputs'], outs)}, owners
@@ -323,9 +342,6 @@ class ONNXRuntimeInferencer(OmniRISInferencer):
                  cache_references: bool = True):  # fmt: skip
         super().__init__(model, None, device='cpu', cache_references=cache_references, init_weights=False)
         self.runtime = ONNXRuntimeModel(self.model, onnx_dir, providers, num_threads)
-        exported = self.runtime.meta['input_size']
-        if exported and list(self.input_size or []) != exported:
-            raise ValueError(f'{onnx_dir}: exported for {exported} inputs, the config resizes to {self.input_size}')
 
     def _encode_reference(self, ref_input: torch.Tensor, prompt_map: torch.Tensor) -> torch.Tensor:
         return self.runtime.encode_references(ref_input, prompt_map)[0]

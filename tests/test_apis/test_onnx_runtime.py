@@ -2,10 +2,12 @@
 
 The tiny config of the quickstart (text, references, clicks on the target, negative exemplars, the instance
 branch) with random weights: every graph output within 1e-3 relative L2 of PyTorch's (measured: about 1e-6),
-the same union-mask argmax on at least 99.9 % of the pixels, batches of other sizes and prompt lengths than
-the export's example. The Swin-B config's check is in the README (a few minutes on 2 cores)."""
+the same union-mask argmax on at least 99.9 % of the pixels, batches, prompt lengths and image sizes other
+than the export's example. The Swin-B config's check is in the README (a few minutes on 2 cores) and in
+tools/analysis_tools/benchmark.py's ``-onnx`` cases."""
 
 import glob
+import json
 import os.path as osp
 import subprocess
 import sys
@@ -15,6 +17,8 @@ import numpy as np
 import pytest
 import torch
 from conftest import REPO
+from mmengine.config import Config
+from mmengine.dataset import pseudo_collate
 
 from omniris_mm.apis import OmniRISInferencer
 
@@ -84,12 +88,44 @@ def test_batches_of_other_sizes_and_prompt_lengths_answer_alike(exported, images
         np.testing.assert_allclose(a['scores'], b['scores'], atol=1e-4)
 
 
+@pytest.mark.parametrize('resize', [dict(scale=(160, 96), keep_ratio=False), dict(scale=(200, 100), keep_ratio=True)])
+def test_one_export_answers_other_image_sizes(exported, images, resize):
+    """The graphs were exported with 128 x 128 images; a config resizing to 96 x 160, and one keeping the
+    aspect ratio (a 96 x 128 target to 100 x 133 padded to 128 x 160, a 128 x 128 reference to 100 x 100
+    padded to 128 x 128), answer as PyTorch does with every prompt kind."""
+    cfg = Config.fromfile(CONFIG)
+    OmniRISInferencer._find_step(cfg, 'OmniResize').update(resize)
+    reference = OmniRISInferencer(cfg, exported['ckpt'], device='cpu', cache_references=False)
+    runtime = ONNXRuntimeInferencer(cfg, exported['dir'], cache_references=False)
+    target = images[0][:96] if resize['keep_ratio'] else images[0]
+    figures = compare_with_pytorch(reference, runtime, example_requests(reference, target, images[3]), repeats=1)
+    for key in ('target_mask', 'nt_logits', 'mask_features', 'objectness', 'instance_embed', 'reference_tokens'):
+        assert figures[key] <= 1e-3, (key, figures[key])
+    assert figures['argmax_agreement'] >= 0.999 and figures['answer_agreement'] >= 0.999
+    packed, _ = runtime._sample(dict(image=target, text='circles'), 0)
+    data = runtime.model.data_preprocessor(pseudo_collate([packed]), False)
+    expected = (96, 160) if not resize['keep_ratio'] else (128, 160)
+    assert tuple(data['inputs'].shape[-2:]) == expected
+    assert tuple(runtime.runtime.outputs(data)[0]['target_mask'].shape[-2:]) == (expected[0] // 4, expected[1] // 4)
+
+
 def test_the_runner_names_what_does_not_fit(exported, tmp_path):
     with pytest.raises(FileNotFoundError, match='no omniris_onnx.json; write the graphs with'):
         ONNXRuntimeInferencer(CONFIG, str(tmp_path))
-    other = osp.join(REPO, 'configs', 'omnisegnet_swinb.py')  # 480 x 480, the graphs take 128 x 128
-    with pytest.raises(ValueError, match=r'exported for \[128, 128\] inputs, the config resizes to \(480, 480\)'):
-        ONNXRuntimeInferencer(other, exported['dir'])
+    runtime = exported['ort'].runtime
+    with pytest.raises(ValueError, match=r'multiples of 32 \(the data preprocessor pads them so with '
+                                         r'pad_size_divisor=32\), got \[100, 128\]'):  # fmt: skip
+        runtime.outputs(dict(inputs=torch.zeros(1, 3, 100, 128), data_samples=[]))
+    # Graphs of the first export (one image size, no size_divisor in their meta file) are named.
+    old = tmp_path / 'old'
+    old.mkdir()
+    with open(osp.join(exported['dir'], 'omniris_onnx.json')) as f:
+        meta = json.load(f)
+    meta.pop('size_divisor')
+    meta['input_shape'] = [128, 128]
+    (old / 'omniris_onnx.json').write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match=r'an earlier export, for \[128, 128\] images only: export again'):
+        ONNXRuntimeInferencer(CONFIG, str(old))
 
 
 def test_the_export_command_checks_and_times(exported, tmp_path):
@@ -101,3 +137,30 @@ def test_the_export_command_checks_and_times(exported, tmp_path):
     assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == [
         'omniris_onnx.json', 'reference_encoder.onnx', 'target.onnx', 'text_encoder.onnx'
     ]  # fmt: skip
+
+
+def test_swinb_graphs_answer_as_pytorch_at_another_size(tmp_path):
+    """The Swin-B model of our configs (BERT-base from its config; random weights, nothing downloaded)
+    exported with 128 x 128 images answers a 96 x 160 target with a 160 x 160 reference, a text and a
+    box, as PyTorch does: every output within 1e-3 relative L2, the mask argmax on 99.9 % of pixels."""
+    sys.path.insert(0, osp.join(REPO, 'tools', 'analysis_tools'))
+    from benchmark import answer_change, build_omnisegnet, omni_batch
+    from mmengine.registry import init_default_scope
+
+    from omniris_mm.apis.onnx_runtime import ONNXRuntimeModel, export_model
+
+    init_default_scope('mmdet')
+    torch.manual_seed(0)
+    model = build_omnisegnet().eval()
+    model.init_weights()
+    assert type(model.backbone).__name__ == 'PromptFusedSwin' and model.backbone.num_features[-1] == 1024
+    export_model(model, model.data_preprocessor(omni_batch(128, 2), False), str(tmp_path), (128, 128))
+    runtime = ONNXRuntimeModel(model, str(tmp_path), num_threads=torch.get_num_threads())
+    data = model.data_preprocessor(omni_batch(160, 1), False)
+    data['inputs'] = data['inputs'][..., 32:128, :]
+    with torch.no_grad():
+        want = {k: v for k, v in model(**data, mode='tensor').items() if k in runtime.meta['target_outputs']}
+    got = runtime.outputs(data)[0]
+    assert got['target_mask'].shape[-2:] == (24, 40) and set(got) == set(want)
+    change = answer_change(want, got)
+    assert change['max_rel_l2'] <= 1e-3 and change['mask_agreement'] >= 0.999, change

@@ -193,3 +193,25 @@ def test_region_queries_are_tied_to_the_minimap_cells():
     head.grid_size = (4, 4)
     attn = head._region_attention_mask(1, (2, 2), 'cpu')
     assert (~attn).sum(-1).min() > 0
+
+
+def test_max_pool_to_equals_adaptive_max_pooling_at_every_size():
+    """The prompt regions' pooling: a fixed-kernel max pooling where the map's sides are multiples of
+    the output's (its ONNX-exportable form), adaptive pooling otherwise; the maxima of the cells either
+    way, computed here cell by cell."""
+    from omniris_mm.models.layers.pooling import max_pool_to
+
+    torch.manual_seed(0)
+    for (big_h, big_w), (h, w) in [((64, 96), (8, 12)), ((64, 96), (2, 3)), ((64, 96), (64, 96)), ((50, 70), (8, 12))]:
+        maps = torch.rand(2, 3, big_h, big_w)
+        got = max_pool_to(maps, (h, w))
+        want = torch.empty(2, 3, h, w)
+        for i in range(h):
+            for j in range(w):
+                rows = slice(i * big_h // h, -(-(i + 1) * big_h // h))  # adaptive pooling's cell bounds
+                cols = slice(j * big_w // w, -(-(j + 1) * big_w // w))
+                want[:, :, i, j] = maps[:, :, rows, cols].amax((-2, -1))
+        assert torch.equal(got, want), ((big_h, big_w), (h, w))
+    # The exportable form where the sides divide: a max pooling with the stride as kernel.
+    traced = torch.jit.trace(lambda m: max_pool_to(m, (8, 12)), torch.rand(1, 1, 64, 96))
+    assert 'max_pool2d' in str(traced.graph) and 'adaptive' not in str(traced.graph)

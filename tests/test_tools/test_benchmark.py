@@ -125,3 +125,28 @@ def test_our_swinb_config_checkpoints_stages_0_and_1():
     ours = build_omnisegnet()
     assert checkpointed_stages(ours.backbone) == (0, 1)
     assert [b.with_cp for b in ours.backbone.stages[2].blocks] == [False] * 18
+
+
+def test_the_onnx_variant_answers_as_pytorch_from_one_export():
+    """``CASE-onnx`` runs the same weights in ONNX Runtime: its outputs are the PyTorch case's (to
+    the export's float rounding) on every inference case, from one export shared by the cases."""
+    import pytest
+
+    pytest.importorskip('onnxruntime')
+    from benchmark import INFERENCE_CASES, answer_change, make_case
+    from model_utils import build_model
+
+    from omniris_mm.apis.onnx_runtime import ONNXRuntimeModel
+
+    model = build_model(seed=0).eval()
+    models = {'omni': model, 'omni-fast': model}
+    runtimes = set()
+    for case in INFERENCE_CASES:
+        pytorch, onnx = make_case(case, 128, models), make_case(f'{case}-onnx', 128, models)
+        onnx()  # the runner's whole call: rows, graphs, post-processing
+        change = answer_change(pytorch.outputs(), onnx.outputs())
+        assert change['max_rel_l2'] <= 1e-4, (case, change)
+        assert change['mask_agreement'] >= 0.999, (case, change)
+        assert onnx.prepare_s > 0
+        runtimes.add(id(models['omni-onnx']))
+    assert len(runtimes) == 1 and isinstance(models['omni-onnx'], ONNXRuntimeModel)

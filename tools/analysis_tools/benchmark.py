@@ -29,7 +29,11 @@ the forward of each of their blocks run twice; ``--cp-stages`` alone: none). Eve
 training case checkpoints the stages our configs name (``model.backbone.checkpoint_stages``,
 stages 0-1); the release's step keeps every activation, as released; and as
 ``CASE-bf16``: the fast forms under ``torch.autocast('cpu', torch.bfloat16)`` (bfloat16 matrix
-products where the CPU has them; the answers move, by the printed amount). For every inference
+products where the CPU has them; the answers move, by the printed amount); and, for the inference
+cases, as ``CASE-onnx``: the same weights exported to ONNX (``omniris_mm.apis.onnx_runtime``,
+as ``tools/deployment/export_onnx.py`` writes them) and run by ONNX Runtime on the CPU with as many
+threads, the pre- and post-processing in Python as its runner does (the export time is printed;
+the ratios are to the case and to ``CASE-fast``, the PyTorch forms our configs build). For every inference
 case timed with a variant, the benchmark prints how far the variant's outputs are from the
 case's (relative L2 of each output, and the share of mask pixels whose answer agrees).
 
@@ -55,10 +59,16 @@ import time
 M2F_CONFIG = 'mmdet::mask2former/mask2former_swin-b-p4-w12-384_8xb2-lsj-50e_coco-panoptic.py'
 RELEASE_CONFIG = 'configs/omnisegnet/omnisegnet_swinb_release.py'
 BASE_CASES = ('text', 'visual', 'visual-cached', 'text+visual', 'train-step')
-VARIANT_SUFFIXES = ('-fast', '-bf16', '-compiled', '-cp')
+VARIANT_SUFFIXES = ('-fast', '-bf16', '-compiled', '-cp', '-onnx')
 INFERENCE_CASES = tuple(c for c in BASE_CASES if c != 'train-step')
-# The cases each variant comes for: compiling pays at inference, checkpointing in training.
-VARIANT_CASES = {'-fast': BASE_CASES, '-bf16': BASE_CASES, '-compiled': INFERENCE_CASES, '-cp': ('train-step',)}
+# The cases each variant comes for: compiling and ONNX Runtime at inference, checkpointing in training.
+VARIANT_CASES = {
+    '-fast': BASE_CASES,
+    '-bf16': BASE_CASES,
+    '-compiled': INFERENCE_CASES,
+    '-cp': ('train-step',),
+    '-onnx': INFERENCE_CASES,
+}
 CASES = (
     'm2f',
     'm2f-train-step',
@@ -163,13 +173,13 @@ def is_train_case(case):
 
 
 def model_key(case):
-    """The model a case runs (the cases of one key share it): m2f, release, omni, omni-fast or
-    omni-compiled."""
+    """The model a case runs (the cases of one key share it): m2f, release, omni, omni-fast,
+    omni-compiled or omni-onnx (the graphs of omni-fast's weights in ONNX Runtime)."""
     base, variant = split_variant(case)
     for anchor in ('m2f', 'release'):
         if base.startswith(anchor):
             return anchor
-    return {'': 'omni', '-compiled': 'omni-compiled'}.get(variant, 'omni-fast')
+    return {'': 'omni', '-compiled': 'omni-compiled', '-onnx': 'omni-onnx'}.get(variant, 'omni-fast')
 
 
 def train_groups(cases, alone_from=None):
@@ -247,6 +257,8 @@ def make_case(case, size, models, cp_stages=None):
             models['release'].backbone.set_checkpoint_stages(())
         return train_step(models['release'].train(), omni_batch(size, train_batch_size(case), text=False))
     case, variant = split_variant(case)
+    if variant == '-onnx':
+        return onnx_case(case, size, models)
     precision = torch.autocast('cpu', dtype=torch.bfloat16, enabled=variant == '-bf16')
     key = model_key(with_variant(case, variant))
     if key not in models:
@@ -265,13 +277,7 @@ def make_case(case, size, models, cp_stages=None):
             around = lambda on: model.backbone.set_checkpoint_stages(stages if on else configured)  # noqa: E731
         return train_step(model.train(), omni_batch(size, train_batch_size(case), text=False), precision, around)
     model.eval()
-    batch = omni_batch(size, 1, text=case in ('text', 'text+visual'), visual=case != 'text')
-    data = model.data_preprocessor(batch, False)
-    if case == 'visual-cached':
-        sample = data['data_samples'][0]
-        with torch.no_grad():
-            sample.visual_tokens = model.encode_references(sample.ref_inputs, sample.ref_prompt_maps)
-        sample.ref_inputs = sample.ref_inputs[:0]
+    data = inference_data(model, case, size, model.encode_references)
 
     def fn():
         with torch.no_grad(), precision:
@@ -282,6 +288,57 @@ def make_case(case, size, models, cp_stages=None):
             return {k: v.float() for k, v in model(**data, mode='tensor').items() if torch.is_tensor(v)}
 
     fn.outputs = outputs
+    return fn
+
+
+def inference_data(model, case, size, encode_references):
+    """The preprocessed one-image batch of an inference ``case``; for ``visual-cached`` with the
+    reference's tokens computed before (by ``encode_references``) in place of its image."""
+    import torch
+
+    batch = omni_batch(size, 1, text=case in ('text', 'text+visual'), visual=case != 'text')
+    data = model.data_preprocessor(batch, False)
+    if case == 'visual-cached':
+        sample = data['data_samples'][0]
+        with torch.no_grad():
+            sample.visual_tokens = encode_references(sample.ref_inputs, sample.ref_prompt_maps)
+        sample.ref_inputs = sample.ref_inputs[:0]
+    return data
+
+
+def onnx_case(case, size, models):
+    """An inference ``case`` answered by ONNX Runtime (``omniris_mm.apis.onnx_runtime``): the graphs
+    of the fast model's weights (so of the plain model's: they share them), exported once per process
+    at SIZE, on as many threads as PyTorch; pre- and post-processing in Python as the runner does.
+    The export's seconds are the function's ``prepare_s``."""
+    import shutil
+    import tempfile
+
+    import torch
+
+    from omniris_mm.apis.onnx_runtime import ONNXRuntimeModel, export_model
+
+    if 'omni-onnx' not in models:
+        if 'omni-fast' not in models:
+            make_case(with_variant(case, '-fast'), size, models)
+        model = models['omni-fast'].eval()
+        folder = tempfile.mkdtemp(prefix='omniris_onnx_')
+        try:
+            start = time.perf_counter()
+            export_model(model, model.data_preprocessor(omni_batch(size, 2), False), folder, (size, size))
+            seconds = time.perf_counter() - start
+            models['omni-onnx'] = ONNXRuntimeModel(model, folder, num_threads=torch.get_num_threads())
+        finally:  # the sessions hold the graphs
+            shutil.rmtree(folder)
+        models['omni-onnx'].export_s = seconds
+    runtime = models['omni-onnx']
+    data = inference_data(runtime.model, case, size, runtime.encode_references)
+
+    def fn():
+        runtime.predict(data)
+
+    fn.outputs = lambda: {k: v.float() for k, v in runtime.outputs(data)[0].items()}
+    fn.prepare_s = runtime.export_s
     return fn
 
 
@@ -321,8 +378,12 @@ def train_step(model, batch, precision=None, around=None):
 
 def answer_change(base, variant):
     """How far a variant's outputs are from the base case's: the largest relative L2 over the
-    outputs, and the share of mask pixels whose answer (target or not) is the same."""
-    rel = {k: float((variant[k] - v).norm() / v.norm().clamp_min(1e-12)) for k, v in base.items() if v.numel()}
+    outputs both have, and the share of mask pixels whose answer (target or not) is the same."""
+    rel = {
+        k: float((variant[k] - v).norm() / v.norm().clamp_min(1e-12))
+        for k, v in base.items()
+        if v.numel() and k in variant
+    }
     agree = float((variant['target_mask'].argmax(1) == base['target_mask'].argmax(1)).float().mean())
     return dict(max_rel_l2=max(rel.values()), worst=max(rel, key=rel.get), mask_agreement=agree)
 
@@ -419,7 +480,8 @@ def time_cases(cases, size, repeats, threads, cp_stages, queue):
         base = split_variant(case)[0]
         if case != base and base in fns and hasattr(fn, 'outputs'):
             changes[case] = answer_change(fns[base].outputs(), fn.outputs())
-    queue.put(dict(times=times, changes=changes, first=first))
+    prepare = {case: fn.prepare_s for case, fn in fns.items() if hasattr(fn, 'prepare_s')}
+    queue.put(dict(times=times, changes=changes, first=first, prepare=prepare))
 
 
 def peak_memory(case, size, threads, cp_stages, queue):
@@ -485,6 +547,7 @@ def main():
     inference = [c for c in args.cases if not is_train_case(c)]
     timed = in_process(time_cases, inference, args.size, args.repeats, args.threads, None) if inference else {}
     times, changes, first = timed.get('times', {}), timed.get('changes', {}), timed.get('first', {})
+    prepare = timed.get('prepare', {})
     train = [c for c in args.cases if is_train_case(c)]
     # Each process's rounds, for the ratios within a round (a case timed in several processes
     # reports all its runs).
@@ -534,6 +597,9 @@ def main():
             variant = with_variant(case, suffix)
             if case in results and variant in results:
                 ratios[f'{variant}/{case}'] = ratio(variant, case)
+    for case in INFERENCE_CASES:  # ONNX Runtime against the PyTorch forms our configs run
+        if f'{case}-onnx' in results and f'{case}-fast' in results:
+            ratios[f'{case}-onnx/{case}-fast'] = ratio(f'{case}-onnx', f'{case}-fast')
     for n in args.train_batch_sizes:
         for anchor in (f'release-train-step@b{n}', f'm2f-train-step@b{n}'):
             for case in (f'train-step@b{n}', *(with_variant(f'train-step@b{n}', v) for v in VARIANT_SUFFIXES)):
@@ -562,6 +628,8 @@ def main():
         print(f'{key:<40} {value:5.2f}x{verdict}')
     for case, seconds in first.items():
         base, variant = split_variant(case)
+        if case in prepare:
+            print(f'{case:<20} export to ONNX {prepare[case]:6.1f} s (once per model), first call {seconds:.2f} s')
         if variant == '-compiled':
             later = results[case]['median']
             line = f'{case:<20} first call {seconds:6.1f} s (compilation included), later calls {later:.2f} s'
@@ -610,6 +678,7 @@ def main():
                     ratios=ratios,
                     changes=changes,
                     first_call=first,
+                    onnx_export_s=prepare,
                     size=args.size,
                     threads=args.threads,
                 ),

@@ -3,9 +3,10 @@
     python tools/deployment/export_onnx.py CONFIG CHECKPOINT OUT_DIR [--opset 17] [--check] [--repeats 3]
 
 Writes ``reference_encoder.onnx``, ``text_encoder.onnx`` (models with a text encoder), ``target.onnx``
-and ``omniris_onnx.json`` to OUT_DIR (see ``omniris_mm/apis/onnx_runtime.py``). The graphs take the
-config's test image size (its ``OmniResize``, ``keep_ratio=False``); batch, reference and prompt
-counts and the text length are dynamic. Run them with the inferencer's inputs:
+and ``omniris_onnx.json`` to OUT_DIR (see ``omniris_mm/apis/onnx_runtime.py``). Batch, reference
+and prompt counts, the text length and the image size are dynamic (sides that are multiples of 32,
+as the data preprocessor pads them): the graphs serve this config and any other test size or
+aspect ratio of the same model. Run them with the inferencer's inputs:
 
     from omniris_mm.apis.onnx_runtime import ONNXRuntimeInferencer
     inferencer = ONNXRuntimeInferencer(CONFIG, OUT_DIR)   # then as OmniRISInferencer
@@ -50,7 +51,7 @@ def main():
         return
     reference = OmniRISInferencer(args.config, args.checkpoint, device='cpu', cache_references=False)
     runtime = ONNXRuntimeInferencer(args.config, args.out_dir, num_threads=args.threads, cache_references=False)
-    h, w = reference.input_size
+    h, w = reference.input_size or (480, 640)
     rng = np.random.default_rng(0)
     requests = example_requests(reference, rng.integers(0, 255, (h, w, 3), dtype=np.uint8),
                                 rng.integers(0, 255, (h, w, 3), dtype=np.uint8))  # fmt: skip

@@ -3,7 +3,6 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from mmdet.models.detectors import BaseDetector
 from mmdet.registry import MODELS
 from mmdet.structures import SampleList
@@ -15,6 +14,7 @@ from torch import Tensor
 
 from ...datasets.utils import NEGATIVE_EXEMPLAR_TYPES, NEGATIVE_PROMPT_TYPES, TARGET_PROMPT_TYPES, VISUAL_PROMPT_TYPES
 from ...engine.optimizers import BATCH_INFO_KEY
+from ..layers.pooling import max_pool_to
 
 # One row of the prompt-type embedding each; new types are only ever appended (older
 # checkpoints hold the leading rows, see ``_load_from_state_dict``).
@@ -327,11 +327,7 @@ class OmniSegNet(BaseDetector):
     def apply_target_maps(self, feats: List[Tensor], maps: Optional[Tensor]) -> List[Tensor]:
         if maps is None or self.target_map_embed is None:
             return feats
-        # Sizes as ints: an ONNX graph (one image size) takes the adaptive pooling only with constant sizes.
-        sizes = [tuple(int(d) for d in f.shape[-2:]) for f in feats]
-        return [
-            f + conv(F.adaptive_max_pool2d(maps, size)) for f, conv, size in zip(feats, self.target_map_embed, sizes)
-        ]
+        return [f + conv(max_pool_to(maps, f.shape[-2:])) for f, conv in zip(feats, self.target_map_embed)]
 
     # -- the three modes ---------------------------------------------------------------
     def extract_feat(self, batch_inputs: Tensor, prompt_tokens: Tensor, prompt_mask: Tensor) -> List[Tensor]:

@@ -10,6 +10,7 @@ from torch import Tensor
 
 from ..layers import LayerNorm2d, SelfAttentionFFN
 from ..layers.fast_attention import swap_modules
+from ..layers.pooling import max_pool_to
 
 
 class PromptGeneratorLayer(BaseModule):
@@ -152,21 +153,22 @@ class OmniPromptEncoder(BaseModule):
         """Prompt maps (N, 1, H, W) -> the prompt region at ``size`` (N, h, w) bool."""
         if self.prompt_region == 'nearest':
             return F.interpolate(prompt_maps, size, mode='nearest')[:, 0] > 0
-        return F.adaptive_max_pool2d(prompt_maps, size)[:, 0] > 0
+        return max_pool_to(prompt_maps, size)[:, 0] > 0
 
     def forward(self, ref_feats: List[Tensor], prompt_maps: Tensor) -> Tensor:
         prompt_maps = prompt_maps.float()
-        values, masks, shapes = [], [], []
+        values, masks = [], []
         for feat, proj, emb in zip(ref_feats, self.input_proj, self.embed_prompt(prompt_maps)):
-            h, w = (int(d) for d in feat.shape[-2:])  # ints: the ONNX export takes the pooling sizes as constants
+            h, w = feat.shape[-2:]
             level = proj(feat) + emb[..., :h, :w]
             region = self._region(prompt_maps, (h, w))  # (N, h, w)
             values.append(level.flatten(2).transpose(1, 2))
             masks.append(~region.flatten(1))
-            shapes.append((h, w))
         value = torch.cat(values, 1)
         value_mask = torch.cat(masks, 1)
-        spatial_shapes = torch.as_tensor(shapes, dtype=torch.long, device=value.device)
+        # The level sizes as a tensor of the maps' shapes (as mmdet's pixel decoder takes them), so that
+        # an exported graph reads them from its input instead of holding the example's.
+        spatial_shapes = torch.stack([torch._shape_as_tensor(f)[-2:] for f in ref_feats]).to(value.device)
         level_start_index = torch.cat([spatial_shapes.new_zeros(1), spatial_shapes.prod(1).cumsum(0)[:-1]])
         n = value.shape[0]
         query = self.query_feat.weight[None].expand(n, -1, -1)
