@@ -219,3 +219,14 @@ def test_the_quickstart_trains_every_prompt_kind_in_one_model(omnishapes):
                 assert [bool(m.get('negative')) for m in metas] == [False, True]
                 seen['negative'] += 1
     assert seen['shots'] == {1, 2, 3} and seen['target'] == seen['negative'] == 10
+
+
+def test_the_quickstart_trains_without_a_validation_pass_and_loads_in_process():
+    """mmengine's IterBasedTrainLoop validates after iteration i when i >= val_begin and (i % val_interval
+    == 0 or i == max_iters): the quickstart's config never does (tools/test.py evaluates afterwards), and
+    its batches are loaded in the training process (no worker taking a core on 2)."""
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'omnishapes', 'omnisegnet_tiny_2k_omnishapes_all.py'))
+    t = cfg.train_cfg
+    iters = range(1, t.max_iters + 1)
+    assert [i for i in iters if i >= t.val_begin and (i % t.val_interval == 0 or i == t.max_iters)] == []
+    assert cfg.train_dataloader.num_workers == 0 and not cfg.train_dataloader.persistent_workers

@@ -123,3 +123,25 @@ def test_a_part_level_answer_is_named_in_its_title():
     # Only the title (the top rows of the panel) differs.
     assert (a[:20] != b[:20]).any()
     np.testing.assert_array_equal(a[60:], b[60:])
+
+
+def test_masks_blended_on_the_array_equal_mmengines_draw_binary_masks():
+    """The panels blend their masks and outlines into the array before matplotlib sees it (one canvas
+    render per panel, not one per mask): the pixels are those of mmengine's ``draw_binary_masks`` drawing
+    the same masks one after another."""
+    from mmengine.visualization import Visualizer
+
+    from omniris_mm.visualization.omniris_visualizer import EDGE_COLOR, _blend
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (40, 56, 3), dtype=np.uint8)
+    layers = [(rng.random((40, 56)) > 0.6, (220, 20, 60), 0.5), (rng.random((40, 56)) > 0.8, EDGE_COLOR, 1.0),
+              (rng.random((40, 56)) > 0.7, (0, 130, 200), 0.3)]  # fmt: skip
+    reference = Visualizer(name='blend_reference', image=image.copy())
+    ours = image
+    for mask, color, alpha in layers:
+        reference.draw_binary_masks(mask[None], colors=[color], alphas=alpha)
+        ours = _blend(ours, mask, color, alpha)
+    want = reference.get_image()
+    assert want.shape == ours.shape and not np.array_equal(ours, image)
+    assert np.array_equal(ours, want)
