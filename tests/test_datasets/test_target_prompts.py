@@ -268,3 +268,20 @@ def test_the_distractor_map_moves_with_the_image():
     np.testing.assert_array_equal(
         results['visual_prompts'][0]['distractor_map'], np.repeat(np.repeat(labels[:, ::-1], 2, 0), 2, 1)
     )
+
+
+def test_inner_distance_is_exact_and_the_same_on_every_call():
+    """The distance behind the first click and the error-region centres: exact Euclidean distance to
+    the nearest pixel outside (image border outside), computed here by brute force, and bit-equal
+    between calls (OpenCV's float32 transform moved by ~1e-6 between calls, moving seeded clicks)."""
+    from omniris_mm.datasets.transforms.clicks import _inner_distance
+
+    mask = rectangle((40, 50), 5, 30, 8, 44)
+    mask[12:15, 20:24] = 0
+    outside = np.argwhere(np.pad(mask, 1) == 0) - 1
+    want = np.zeros(mask.shape)
+    for y, x in np.argwhere(mask):
+        want[y, x] = np.sqrt(((outside - (y, x)) ** 2).sum(1)).min()
+    got = [_inner_distance(mask > 0) for _ in range(100)]
+    np.testing.assert_allclose(got[0], want, rtol=0, atol=1e-9)
+    assert all(np.array_equal(g, got[0]) for g in got)

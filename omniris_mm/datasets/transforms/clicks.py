@@ -10,8 +10,8 @@ The rules (shared by training-time synthesis, the NoC evaluation and the refinem
   A false-negative region gives a positive click, a false-positive region a negative one.
 
 No maintained package offers these as a library function (RITM and SimpleClick ship them inside
-their training scripts), so they are written here on OpenCV's distance transform and connected
-components.
+their training scripts), so they are written here on SciPy's exact Euclidean distance transform and
+OpenCV's connected components.
 """
 
 import math
@@ -19,6 +19,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
+from scipy import ndimage
 
 Click = Tuple[int, int, bool]  # x, y, positive
 
@@ -26,8 +27,9 @@ Click = Tuple[int, int, bool]  # x, y, positive
 def _inner_distance(region: np.ndarray) -> np.ndarray:
     """Distance of each pixel of ``region`` to the nearest pixel outside it, the image border
     counting as outside (0 outside the region)."""
-    padded = np.pad(region.astype(np.uint8), 1)
-    return cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
+    # SciPy's exact transform, not OpenCV's DIST_MASK_PRECISE: OpenCV's float32 result moved by ~1e-6
+    # between calls on the same mask (its threads), which moved seeded clicks at ties of the far rule.
+    return ndimage.distance_transform_edt(np.pad(region > 0, 1))[1:-1, 1:-1]
 
 
 def first_click(mask: np.ndarray, rng: np.random.Generator, far: float = 0.5) -> Click:
