@@ -2,6 +2,8 @@
 
 import pytest
 import torch
+from mmdet.registry import MODELS
+from mmengine.config import Config
 
 from omniris_mm.models.heads.adaptive_mask_head import TEST_CFG_DEFAULTS, AdaptiveMaskHead
 
@@ -50,3 +52,51 @@ def test_instances_are_cut_to_the_union_and_strays_dropped():
 def test_an_empty_union_leaves_no_instance():
     masks, scores = clean([A, B], [0.9, 0.8], torch.zeros(H, W, dtype=torch.bool))
     assert masks.shape == (0, H, W) and scores.shape == (0,)
+
+
+def one_object_head(**test_cfg):
+    """The tiny model's head (configs/_base_/models/omnisegnet_tiny.py), with ``test_cfg``."""
+    cfg = Config.fromfile('configs/_base_/models/omnisegnet_tiny.py').model.head
+    return MODELS.build(dict(cfg, test_cfg=test_cfg))
+
+
+def one_object_outputs():
+    """Three queries over mask features whose channel 0 is +10 on A and -10 elsewhere, channel 1 the
+    same for B: query 0 draws A (objectness 0.60), query 1 draws B (0.70), query 2 nothing (0.65);
+    the union map answers A | B."""
+    feats = torch.stack([A.float() * 20 - 10, B.float() * 20 - 10])
+    embed = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]])
+    p = torch.tensor([0.60, 0.70, 0.65])
+    union = UNION.float() * 20 - 10
+    return dict(
+        nt_logits=torch.tensor([[5.0, -5.0]]),
+        target_mask=torch.stack([-union, union])[None],
+        objectness=torch.stack([p.log(), (1 - p).log()], -1)[None],
+        instance_embed=embed[None],
+        mask_features=feats[None],
+    )
+
+
+META = dict(batch_input_shape=(H, W), img_shape=(H, W), ori_shape=(H, W))
+
+
+@pytest.mark.parametrize('instance_thr', [0.5, 0.9])
+def test_one_object_prompts_answer_the_best_scored_instance(instance_thr):
+    head = one_object_head(one_object_types=('click', 'target_box'), instance_thr=instance_thr)
+    (res,) = head.postprocess(one_object_outputs(), [dict(META, prompt_types=['text', 'click'])])
+    # Query 1 (B) scores highest: it is the answer, union and instance, whatever instance_thr.
+    assert torch.equal(res['sem_seg'][0].bool(), B)
+    assert len(res['masks']) == 1 and torch.equal(res['masks'][0], B)
+    assert res['scores'].tolist() == pytest.approx([0.70])
+    # A referring prompt keeps the union answer, A | B, and the instances above instance_thr: A and B
+    # at 0.5 (query 2's empty mask is dropped by the clean-up), none at 0.9.
+    (ref,) = head.postprocess(one_object_outputs(), [dict(META, prompt_types=['text', 'box'])])
+    assert torch.equal(ref['sem_seg'][0].bool(), UNION)
+    assert len(ref['masks']) == (2 if instance_thr == 0.5 else 0)
+
+
+def test_one_object_types_empty_keeps_the_union_answer():
+    head = one_object_head()
+    (res,) = head.postprocess(one_object_outputs(), [dict(META, prompt_types=['click'])])
+    assert torch.equal(res['sem_seg'][0].bool(), UNION)
+    assert sorted(res['scores'].tolist()) == pytest.approx([0.60, 0.70])

@@ -22,6 +22,7 @@ TEST_CFG_DEFAULTS = dict(
     instance_in_union=True,
     instance_min_inside=0.5,
     instance_nms=dict(kernel='gaussian', sigma=2.0),
+    one_object_types=(),
 )
 
 
@@ -110,7 +111,12 @@ class AdaptiveMaskHead(BaseModule):
             stray outside it goes), ``instance_nms`` (None, or the keyword arguments
             of mmdet's ``mask_matrix_nms``: a duplicate's score decays by its overlap
             with a better-scored instance, and the decayed scores are thresholded at
-            ``instance_thr`` again).
+            ``instance_thr`` again), ``one_object_types`` (prompt types that mean one
+            object, e.g. ``('click', 'target_box', 'target_scribble')``: a prompt row
+            with any of them answers its best-scored instance mask alone, as the union
+            mask and the one instance, whatever ``instance_thr``; the union branch of a
+            model trained mostly on referring prompts answers the clicked object's
+            kind. Empty (the default): every row answers its union mask).
     """
 
     def __init__(
@@ -295,17 +301,26 @@ class AdaptiveMaskHead(BaseModule):
             sem_seg = logits.argmax(0, keepdim=True).to(torch.uint8)
             if no_target and cfg['empty_on_no_target']:
                 sem_seg.zero_()
+            one_object = 'objectness' in outputs and any(
+                t in cfg['one_object_types'] for t in meta.get('prompt_types', ())
+            )
             if 'objectness' in outputs:
                 scores = outputs['objectness'][i].softmax(-1)[:, 0]
                 # A "no target" answer clears the instances too, unless empty_on_no_target is off.
-                keep = (scores > cfg['instance_thr']) & (not (no_target and cfg['empty_on_no_target']))
+                keep = scores > cfg['instance_thr']
+                if one_object:
+                    keep = F.one_hot(scores.argmax(), len(scores)).bool()
+                keep &= not (no_target and cfg['empty_on_no_target'])
                 scores, inst_embed = scores[keep], outputs['instance_embed'][i, keep]
             else:  # no instance branch: no instances
                 scores = outputs['nt_logits'].new_zeros(0)
                 inst_embed = outputs['mask_features'].new_zeros((0, outputs['mask_features'].shape[1]))
             inst = torch.einsum('qc,chw->qhw', inst_embed, outputs['mask_features'][i])
             masks = self._to_image(inst[None], meta, rescale)[0].sigmoid() > cfg['mask_thr']
-            masks, scores = self.clean_instances(masks, scores, sem_seg[0].bool(), cfg)
+            if one_object and len(masks):
+                sem_seg = masks.to(torch.uint8)
+            else:
+                masks, scores = self.clean_instances(masks, scores, sem_seg[0].bool(), cfg)
             results.append(
                 dict(sem_seg=sem_seg, no_target=no_target, no_target_score=float(nt_score), masks=masks, scores=scores)
             )
