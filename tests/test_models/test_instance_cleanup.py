@@ -82,7 +82,7 @@ META = dict(batch_input_shape=(H, W), img_shape=(H, W), ori_shape=(H, W))
 
 @pytest.mark.parametrize('instance_thr', [0.5, 0.9])
 def test_one_object_prompts_answer_the_best_scored_instance(instance_thr):
-    head = one_object_head(one_object_types=('click', 'target_box'), instance_thr=instance_thr)
+    head = one_object_head(instance_thr=instance_thr)  # the default one_object_types: the target prompts
     (res,) = head.postprocess(one_object_outputs(), [dict(META, prompt_types=['text', 'click'])])
     # Query 1 (B) scores highest: it is the answer, union and instance, whatever instance_thr.
     assert torch.equal(res['sem_seg'][0].bool(), B)
@@ -96,7 +96,7 @@ def test_one_object_prompts_answer_the_best_scored_instance(instance_thr):
 
 
 def test_one_object_types_empty_keeps_the_union_answer():
-    head = one_object_head()
+    head = one_object_head(one_object_types=())
     (res,) = head.postprocess(one_object_outputs(), [dict(META, prompt_types=['click'])])
     assert torch.equal(res['sem_seg'][0].bool(), UNION)
     assert sorted(res['scores'].tolist()) == pytest.approx([0.60, 0.70])

@@ -10,6 +10,7 @@ from mmdet.utils import ConfigType, OptConfigType
 from mmengine.model import BaseModule, ModuleList
 from torch import Tensor
 
+from ...datasets.utils import TARGET_PROMPT_TYPES
 from ..layers.fast_attention import swap_modules
 from .referring_decoder import ReferringDecoderLayer
 
@@ -22,7 +23,8 @@ TEST_CFG_DEFAULTS = dict(
     instance_in_union=True,
     instance_min_inside=0.5,
     instance_nms=dict(kernel='gaussian', sigma=2.0),
-    one_object_types=(),
+    # Prompts on the target mean that one instance (issue 13): answered by the best-scored instance.
+    one_object_types=TARGET_PROMPT_TYPES,
 )
 
 
@@ -112,11 +114,14 @@ class AdaptiveMaskHead(BaseModule):
             of mmdet's ``mask_matrix_nms``: a duplicate's score decays by its overlap
             with a better-scored instance, and the decayed scores are thresholded at
             ``instance_thr`` again), ``one_object_types`` (prompt types that mean one
-            object, e.g. ``('click', 'target_box', 'target_scribble')``: a prompt row
-            with any of them answers its best-scored instance mask alone, as the union
-            mask and the one instance, whatever ``instance_thr``; the union branch of a
-            model trained mostly on referring prompts answers the clicked object's
-            kind. Empty (the default): every row answers its union mask).
+            object; default the prompts on the target, ``('click', 'neg_click',
+            'target_box', 'target_scribble')``:
+            a prompt row with any of them answers its best-scored instance mask alone, as
+            the union mask and the one instance, whatever ``instance_thr``. The union
+            branch of a model trained mostly on referring prompts tends to answer the
+            clicked object's kind, the instance branch the object; on the quickstart's
+            model clicks went from mIoU@1 47.3 / NoC@90 18.4 to 59.0 / 11.3. ``()``: every
+            row answers its union mask).
     """
 
     def __init__(
