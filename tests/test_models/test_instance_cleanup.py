@@ -100,3 +100,12 @@ def test_one_object_types_empty_keeps_the_union_answer():
     (res,) = head.postprocess(one_object_outputs(), [dict(META, prompt_types=['click'])])
     assert torch.equal(res['sem_seg'][0].bool(), UNION)
     assert sorted(res['scores'].tolist()) == pytest.approx([0.60, 0.70])
+
+
+def test_a_no_target_answer_clears_a_one_object_row():
+    outputs = dict(one_object_outputs(), nt_logits=torch.tensor([[-5.0, 5.0]]))  # "no target" at 1 - 4.5e-5
+    (res,) = one_object_head().postprocess(outputs, [dict(META, prompt_types=['click'])])
+    assert res['no_target'] and not res['sem_seg'].any() and len(res['masks']) == 0
+    # With empty_on_no_target off the row still answers its best instance, B.
+    (kept,) = one_object_head(empty_on_no_target=False).postprocess(outputs, [dict(META, prompt_types=['click'])])
+    assert kept['no_target'] and torch.equal(kept['sem_seg'][0].bool(), B) and len(kept['masks']) == 1
