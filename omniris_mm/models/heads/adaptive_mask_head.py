@@ -114,14 +114,11 @@ class AdaptiveMaskHead(BaseModule):
             of mmdet's ``mask_matrix_nms``: a duplicate's score decays by its overlap
             with a better-scored instance, and the decayed scores are thresholded at
             ``instance_thr`` again), ``one_object_types`` (prompt types that mean one
-            object; default the prompts on the target, ``('click', 'neg_click',
-            'target_box', 'target_scribble')``:
-            a prompt row with any of them answers its best-scored instance mask alone, as
-            the union mask and the one instance, whatever ``instance_thr``. The union
-            branch of a model trained mostly on referring prompts tends to answer the
-            clicked object's kind, the instance branch the object; on the quickstart's
-            model clicks went from mIoU@1 47.3 / NoC@90 18.4 to 59.0 / 11.3. ``()``: every
-            row answers its union mask).
+            object, by default the prompts on the target: a prompt row holding any of
+            them answers its best-scored instance alone, as the union mask and the one
+            instance, whatever ``instance_thr``; the union branch of a model trained
+            mostly on referring prompts tends to answer the clicked object's kind, the
+            instance branch the object. ``()``: every row answers its union mask).
     """
 
     def __init__(
@@ -306,15 +303,15 @@ class AdaptiveMaskHead(BaseModule):
             sem_seg = logits.argmax(0, keepdim=True).to(torch.uint8)
             if no_target and cfg['empty_on_no_target']:
                 sem_seg.zero_()
-            one_object = 'objectness' in outputs and any(
-                t in cfg['one_object_types'] for t in meta.get('prompt_types', ())
-            )
+            one_object = False
             if 'objectness' in outputs:
                 scores = outputs['objectness'][i].softmax(-1)[:, 0]
-                # A "no target" answer clears the instances too, unless empty_on_no_target is off.
-                keep = scores > cfg['instance_thr']
-                if one_object:
+                one_object = any(t in cfg['one_object_types'] for t in meta.get('prompt_types', ()))
+                if one_object:  # the best-scored instance alone
                     keep = F.one_hot(scores.argmax(), len(scores)).bool()
+                else:
+                    keep = scores > cfg['instance_thr']
+                # A "no target" answer clears the instances too, unless empty_on_no_target is off.
                 keep &= not (no_target and cfg['empty_on_no_target'])
                 scores, inst_embed = scores[keep], outputs['instance_embed'][i, keep]
             else:  # no instance branch: no instances
