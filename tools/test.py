@@ -1,6 +1,16 @@
-"""Test an OmniRIS model with mmengine's Runner (the flags of MMDetection's tools/test.py)."""
+"""Test an OmniRIS model with mmengine's Runner (the flags of MMDetection's tools/test.py).
+
+Several configs before the checkpoint are tested one after another in one process, which pays
+the imports (about 6 s on a 2-core CPU) once; with ``--work-dir`` each gets a folder named after
+its config file:
+
+    python tools/test.py configs/omnishapes/interactive_omnishapes.py \
+        configs/omnishapes/kshot_omnishapes.py CHECKPOINT --work-dir work_dirs/kinds
+"""
 
 import argparse
+import copy
+import os.path as osp
 
 from mmengine.evaluator import DumpResults
 from mmengine.registry import RUNNERS
@@ -10,7 +20,7 @@ from runner_args import add_common_args, load_config
 
 def parse_args():
     parser = argparse.ArgumentParser(description='Test (and evaluate) an OmniRIS model')
-    parser.add_argument('config', help='test config file path')
+    parser.add_argument('config', nargs='+', help='test config file path(s), tested in turn')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--out', help='dump the predictions to this pickle file')
     parser.add_argument('--show', action='store_true', help='show prediction results')
@@ -22,6 +32,21 @@ def parse_args():
 
 def main():
     args = parse_args()
+    stems = [osp.splitext(osp.basename(c))[0] for c in args.config]
+    if len(args.config) > 1:
+        if args.out is not None:
+            raise ValueError('--out takes one config: the predictions of several would overwrite each other')
+        if len(set(stems)) < len(stems):
+            raise ValueError(f'configs with the same file name would share a work dir: {args.config}')
+    for config, stem in zip(args.config, stems):
+        one = copy.copy(args)
+        one.config = config
+        if args.work_dir is not None and len(args.config) > 1:
+            one.work_dir = osp.join(args.work_dir, stem)
+        test(one)
+
+
+def test(args):
     cfg = load_config(args)
     cfg.load_from = args.checkpoint
     if args.show or args.show_dir:

@@ -8,7 +8,11 @@
 #       --cfg-options test_dataloader.dataset.drop_negatives=True
 _base_ = ['./omnisegnet_tiny_2k_omnishapes_all.py']
 
+# Loaded in the test process: a few hundred small samples, and no loader workers to start (or, with
+# several configs in one tools/test.py, to shut down: that waits up to 5 s per worker).
 test_dataloader = dict(
+    num_workers=0,
+    persistent_workers=False,
     dataset=dict(
         _delete_=True,
         type='CocoVisualPromptDataset',
@@ -20,7 +24,7 @@ test_dataloader = dict(
         negatives_per_image=2,
         pipeline={{_base_.test_pipeline}},
         test_mode=True,
-    )
+    ),
 )
 test_cfg = dict(_delete_=True, type='OmniTestLoop')
 test_evaluator = dict(_delete_=True, type='OmniRISMetric')

@@ -1,5 +1,6 @@
 import os.path as osp
-from typing import List, Optional, Tuple
+from functools import partial
+from typing import Callable, List, Optional, Tuple
 
 import cv2
 import mmcv
@@ -17,6 +18,8 @@ NEGATIVE_COLOR = CLICK_COLORS['neg_click']  # a negative exemplar: its prompt an
 TARGET_COLORS = [(220, 20, 60), (0, 130, 200), (60, 180, 75), (145, 30, 180), (245, 130, 48), (70, 240, 240)]
 GT_COLOR = (255, 255, 255)
 EDGE_COLOR = (0, 0, 0)  # the outline of each predicted mask: visible whatever the object's own colour
+TITLE_BOX = dict(facecolor='black', alpha=0.6)
+CAPTION_HEIGHT = 28  # the strip above the panels that holds a text prompt
 
 
 def _rgb(img: torch.Tensor) -> np.ndarray:
@@ -55,13 +58,15 @@ class OmniRISVisualizer(DetLocalVisualizer):
         outline=None,
         points=(),
         mask_edges: bool = False,
-    ) -> np.ndarray:
-        """``points``: ``(x, y, color)`` dots in ``image``'s pixels (clicks); ``mask_edges``: each
+    ) -> Tuple[np.ndarray, List[Callable]]:
+        """A panel as an array with its masks and outlines blended in, and its marks (title,
+        click dots) still to be drawn: callables of the panel's offset ``(x, y)`` in the picture.
+        ``points``: ``(x, y, color)`` dots in ``image``'s pixels (clicks); ``mask_edges``: each
         mask also outlined in ``EDGE_COLOR``."""
         scale = self.panel_height / image.shape[0]
         size = (max(1, round(image.shape[1] * scale)), self.panel_height)
-        # The masks and outlines are blended into the array before it goes to matplotlib: mmengine's
-        # draw_binary_masks renders the whole canvas once per mask, which made most of a picture's time.
+        # The masks and outlines are blended into the array, not drawn through mmengine's
+        # draw_binary_masks, which renders the whole canvas once per mask.
         panel = mmcv.imresize(image, size)
         for mask, color in masks:
             mask = mmcv.imresize(mask.astype(np.uint8), size, interpolation='nearest').astype(bool)
@@ -74,19 +79,38 @@ class OmniRISVisualizer(DetLocalVisualizer):
             edge = edge.astype(bool) & ~_eroded(edge.astype(bool))
             if edge.any():
                 panel = _blend(panel, edge, GT_COLOR, 1.0)
-        self.set_image(panel)
-        for x, y, color in points:
-            sx, sy = size[0] / image.shape[1], size[1] / image.shape[0]
-            self.draw_circles(np.array([(x + 0.5) * sx, (y + 0.5) * sy]), np.array([6.0]), edge_colors='white',
-                              face_colors=[color], line_widths=1.5, alpha=1.0)  # fmt: skip
-        self.draw_texts(
-            title, np.array([4, 4]), colors='white', font_sizes=11, bboxes=dict(facecolor='black', alpha=0.6)
-        )
-        return self.get_image()
+        sx, sy = size[0] / image.shape[1], size[1] / image.shape[0]
+        marks = [
+            partial(
+                self._circle,
+                ((x + 0.5) * sx, (y + 0.5) * sy),
+                dict(edge_colors='white', face_colors=[color], line_widths=1.5, alpha=1.0),
+            )  # fmt: skip
+            for x, y, color in points
+        ]
+        marks.append(partial(self._text, title, (4, 4), dict(colors='white', font_sizes=11, bboxes=TITLE_BOX)))
+        return panel, marks
+
+    def _text(self, text: str, xy, kwargs: dict, x: int, y: int) -> None:
+        self.draw_texts(text, np.array([xy[0] + x, xy[1] + y]), **kwargs)
+
+    def _circle(self, xy, kwargs: dict, x: int, y: int) -> None:
+        self.draw_circles(np.array([xy[0] + x, xy[1] + y]), np.array([6.0]), **kwargs)
+
+    def _cross(self, w: int, h: int, x: int, y: int) -> None:
+        """The red cross of a NO TARGET panel of size ``w`` x ``h``."""
+        xs, ys = np.array([[0, w - 1], [w - 1, 0]]) + x, np.array([[0, h - 1], [0, h - 1]]) + y
+        self.draw_lines(xs, ys, colors='red', line_widths=3)
 
     def draw_sample(self, image: np.ndarray, data_sample, draw_gt: bool = False, pred_score_thr: float = 0.3):
-        """The picture as an (H, W, 3) RGB array; ``image`` is the target image, RGB."""
-        panels = []
+        """The picture as an (H, W, 3) RGB array; ``image`` is the target image, RGB.
+
+        The panels are put together first and their titles, clicks and marks drawn on the whole
+        picture in one matplotlib render: each ``set_image`` / ``get_image`` of mmengine's
+        ``Visualizer`` costs about 15 ms (an axes reset and a canvas draw), one per panel made most
+        of ``tools/test.py --show-dir``'s time.
+        """
+        panels = []  # (array, marks, framed)
         types = [t for t in data_sample.metainfo.get('prompt_types', []) if t != 'text']
         metas = data_sample.metainfo.get('ref_metas') or []
         on_target = None  # (image, masks, points, kinds) of the prompts drawn on the target itself
@@ -94,13 +118,12 @@ class OmniRISVisualizer(DetLocalVisualizer):
             kind = types[i] if i < len(types) else 'visual'
             prompt = prompt[0].cpu().numpy() > 0
             if kind in NEGATIVE_EXEMPLAR_TYPES:  # "not like this": red prompt, red frame
-                panel = self._panel(_rgb(ref), [(prompt, NEGATIVE_COLOR)], f'reference {i + 1}: NOT {kind[4:]}').copy()
-                for edge in (panel[:3], panel[-3:], panel[:, :3], panel[:, -3:]):
-                    edge[...] = NEGATIVE_COLOR
-                panels.append(panel)
+                panels.append(
+                    (*self._panel(_rgb(ref), [(prompt, NEGATIVE_COLOR)], f'reference {i + 1}: NOT {kind[4:]}'), True)
+                )
                 continue
             if not (kind in TARGET_PROMPT_TYPES or (i < len(metas) and metas[i].get('on_target'))):
-                panels.append(self._panel(_rgb(ref), [(prompt, PROMPT_COLOR)], f'reference {i + 1}: {kind}'))
+                panels.append((*self._panel(_rgb(ref), [(prompt, PROMPT_COLOR)], f'reference {i + 1}: {kind}'), False))
                 continue
             if on_target is None:
                 on_target = (_rgb(ref), [], [], [])
@@ -112,7 +135,7 @@ class OmniRISVisualizer(DetLocalVisualizer):
         if on_target is not None:
             image_t, masks_t, points_t, kinds = on_target
             title = 'on the target: ' + ', '.join(dict.fromkeys(kinds))
-            panels.append(self._panel(image_t, masks_t, title, points=points_t))
+            panels.append((*self._panel(image_t, masks_t, title, points=points_t), False))
         masks, title = [], prediction_title(data_sample)
         if 'pred_instances' in data_sample and len(data_sample.pred_instances):
             inst = data_sample.pred_instances
@@ -123,28 +146,52 @@ class OmniRISVisualizer(DetLocalVisualizer):
         elif 'pred_sem_seg' in data_sample:
             masks.append((data_sample.pred_sem_seg.sem_seg[0].cpu().numpy() > 0, TARGET_COLORS[0]))
         no_target = bool(data_sample.get('pred_no_target', False))
-        panel = self._panel(image, masks, 'NO TARGET' if no_target else title, mask_edges=True)
+        panel, marks = self._panel(image, masks, 'NO TARGET' if no_target else title, mask_edges=True)
         if no_target:
-            self.set_image(panel)
             h, w = panel.shape[:2]
-            self.draw_lines(
-                np.array([[0, w - 1], [w - 1, 0]]), np.array([[0, h - 1], [0, h - 1]]), colors='red', line_widths=3
-            )
-            self.draw_texts('NO TARGET', np.array([w // 2, h // 2]), colors='red', font_sizes=28,
-                            vertical_alignments='center', horizontal_alignments='center',
-                            bboxes=dict(facecolor='white', alpha=0.8))  # fmt: skip
-            panel = self.get_image()
-        panels.append(panel)
+            marks += [
+                partial(self._cross, w, h),
+                partial(
+                    self._text,
+                    'NO TARGET',
+                    (w // 2, h // 2),
+                    dict(
+                        colors='red',
+                        font_sizes=28,
+                        vertical_alignments='center',
+                        horizontal_alignments='center',
+                        bboxes=dict(facecolor='white', alpha=0.8),
+                    ),
+                ),  # fmt: skip
+            ]
+        panels.append((panel, marks, False))
         if draw_gt and 'gt_sem_seg' in data_sample:
             gt = data_sample.gt_sem_seg.sem_seg[0].cpu().numpy()
             gt = mmcv.imresize(gt.astype(np.uint8), image.shape[1::-1], interpolation='nearest') == 1
-            panels.insert(-1, self._panel(image, [], 'ground truth', outline=gt))
-        picture = np.concatenate(panels, axis=1)
+            panels.insert(-1, (*self._panel(image, [], 'ground truth', outline=gt), False))
         text = data_sample.metainfo.get('text')
+        top = CAPTION_HEIGHT if text else 0
+        picture = np.concatenate([p for p, _, _ in panels], axis=1)
         if text:
-            self.set_image(np.concatenate([np.zeros((28,) + picture.shape[1:], np.uint8), picture], 0))
+            picture = np.concatenate([np.zeros((top,) + picture.shape[1:], np.uint8), picture], 0)
+        self.set_image(picture)
+        left, frames = 0, []
+        for p, marks, framed in panels:
+            for mark in marks:
+                mark(left, top)
+            if framed:
+                frames.append((left, p.shape[1]))
+            left += p.shape[1]
+        if text:
             self.draw_texts(f'"{text}"', np.array([6, 6]), colors='white', font_sizes=13)
-            picture = self.get_image()
+        picture = self.get_image()
+        if frames:  # painted over the rendered picture, so that no title covers them
+            picture = picture.copy()
+            for x, w in frames:
+                for edge in (picture[top : top + 3, x : x + w], picture[-3:, x : x + w], picture[top:, x : x + 3],
+                             picture[top:, x + w - 3 : x + w]):  # fmt: skip
+                    edge[...] = NEGATIVE_COLOR
+            self.set_image(picture)  # the canvas holds the picture as returned
         return picture
 
     @master_only
@@ -161,8 +208,8 @@ class OmniRISVisualizer(DetLocalVisualizer):
         pred_score_thr: float = 0.3,
         step: int = 0,
     ) -> None:
+        # draw_sample leaves the picture on the canvas (get_image returns it, as after mmdet's add_datasample).
         picture = self.draw_sample(image, data_sample, draw_gt=draw_gt, pred_score_thr=pred_score_thr)
-        self.set_image(picture)
         if show:
             self.show(picture, win_name=name, wait_time=wait_time)
         if out_file is not None:

@@ -136,6 +136,13 @@ def test_training_points_depend_on_seed_and_iteration_not_on_the_random_state():
         return drawn, torch.rand(1)
 
     (a, after_a), (b, _) = points(5, 0), points(5, 1000)
+    # The points are torch.manual_seed's stream for the seed of (initial seed, iteration, sample): the
+    # forked generators are seeded alone, the draws are what seeding every device gives.
+    import hashlib
+
+    key = f'0-5-{(7, "record 7")}'.encode()  # torch.manual_seed(0) in points()
+    torch.manual_seed(int.from_bytes(hashlib.sha256(key).digest()[:8], 'little') % 2**63)
+    assert torch.equal(a, torch.rand(4))
     assert torch.equal(a, b) and not torch.equal(a, points(6, 0)[0])
     assert not torch.equal(a, points(5, 0, sample=(8, 'record 8'))[0])
     torch.manual_seed(0)

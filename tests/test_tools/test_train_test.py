@@ -79,3 +79,30 @@ def test_train_then_test(omnishapes, tmp_path):
     preds = pickle.load(open(tmp_path / 'preds.pkl', 'rb'))
     pictures = glob.glob(str(tmp_path / 'test' / '*' / 'pictures' / '*'))
     assert len(pictures) == len(preds) > 0
+    # Several configs in one tools/test.py: each tested in turn, in a folder of its own under the work
+    # dir, with the figures of the one-config run above (the same model, checkpoint and data).
+    again = tmp_path / 'omnisegnet_tiny_again.py'
+    again.write_text(f'_base_ = [{CONFIG!r}]\n')
+    out = run(
+        'test.py',
+        CONFIG,
+        str(again),
+        osp.join(work, 'iter_3.pth'),
+        '--work-dir',
+        str(tmp_path / 'both'),
+        '--cfg-options',
+        *data_options(omnishapes),
+    )
+    assert out.count('OmniRIS results') == 2
+    for name in ('omnisegnet_tiny_omnishapes', 'omnisegnet_tiny_again'):
+        [both_file] = glob.glob(str(tmp_path / 'both' / name / '*' / '*.json'))
+        both = json.load(open(both_file))
+        assert set(both) == set(metrics)
+        for key, value in metrics.items():
+            if key not in ('time', 'data_time'):
+                assert both[key] == pytest.approx(value, nan_ok=True), (name, key)
+    proc = subprocess.run(
+        [sys.executable, osp.join(REPO, 'tools', 'test.py'), CONFIG, str(again), 'ckpt.pth', '--out', 'p.pkl'],
+        capture_output=True, text=True, timeout=600, cwd=REPO,
+    )  # fmt: skip
+    assert proc.returncode != 0 and '--out takes one config' in proc.stderr

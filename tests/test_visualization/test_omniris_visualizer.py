@@ -145,3 +145,25 @@ def test_masks_blended_on_the_array_equal_mmengines_draw_binary_masks():
     want = reference.get_image()
     assert want.shape == ours.shape and not np.array_equal(ours, image)
     assert np.array_equal(ours, want)
+
+
+def test_a_picture_is_one_matplotlib_render(monkeypatch):
+    """The panels are put together before matplotlib draws the titles and marks: one set_image and one
+    get_image per picture whatever its panels (each costs ~15 ms; one per panel made most of
+    tools/test.py --show-dir's time), and the canvas holds the picture draw_sample returns."""
+    vis = VISUALIZERS.build(dict(type='OmniRISVisualizer', name='t_renders', panel_height=120))
+    calls = {'set_image': 0, 'get_image': 0}
+    for name in calls:
+        original = getattr(vis, name)
+
+        def counted(*args, _name=name, _original=original):
+            calls[_name] += 1
+            return _original(*args)
+
+        monkeypatch.setattr(vis, name, counted)
+    image = np.full((120, 160, 3), 100, np.uint8)
+    s = sample(no_target=True)  # a reference, the ground truth and the NO TARGET panel, a caption
+    picture = vis.draw_sample(image, s, draw_gt=True)
+    assert picture.shape == (28 + 120, 240 + 2 * 160, 3)
+    assert calls == {'set_image': 1, 'get_image': 1}
+    np.testing.assert_array_equal(vis.get_image(), picture)

@@ -98,10 +98,17 @@ class InstanceCriterion(nn.Module):
             return contextlib.nullcontext()
         key = f'{torch.initial_seed()}-{iteration}-{sample_key}'.encode()
         seed = int.from_bytes(hashlib.sha256(key).digest()[:8], 'little') % 2**63
-        devices = [device] if torch.device(device).type == 'cuda' else []
+        device = torch.device(device)
+        devices = [device] if device.type == 'cuda' else []
         stack = contextlib.ExitStack()
         stack.enter_context(torch.random.fork_rng(devices=devices))
-        torch.manual_seed(seed)
+        # The forked generators only: torch.manual_seed also queues a lazy seeding of every CUDA,
+        # XPU and MTIA device, each with a formatted stack trace when the device is not initialised
+        # (about 0.6 ms a call deep in a training step on a CPU, 6 ms of its 0.35 s).
+        torch.default_generator.manual_seed(seed)
+        if devices:
+            with torch.cuda.device(device):
+                torch.cuda.manual_seed(seed)
         return stack
 
     def match(self, scores: Tensor, masks: Tensor, gt: Tensor) -> Tensor:
