@@ -64,6 +64,11 @@ def test(args):
             raise ValueError('--out must be a .pkl file')
         runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
     runner.test()
+    # Loader workers stopped now, not when the garbage collector finds the runner: a shutdown from a
+    # collection (mmengine's datasets collect while the next config's are built) waits 5 s per worker.
+    workers = getattr(runner.test_loop.dataloader, '_iterator', None)
+    if hasattr(workers, '_shutdown_workers'):
+        workers._shutdown_workers()
 
 
 if __name__ == '__main__':

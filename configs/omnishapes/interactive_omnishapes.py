@@ -14,8 +14,7 @@ target_test_pipeline = [
     dict(type='SynthesizePromptMaps', target_prompt_probs=dict(click=1.0), num_clicks=(1, 1)),
     dict(type='PackOmniInputs'),
 ]
-# Loaded in the test process: a few hundred small samples, and no loader workers to start (or, with
-# several configs in one tools/test.py, to shut down: that waits up to 5 s per worker).
+# Loaded in the test process: a few hundred small samples, not worth starting loader workers for.
 test_dataloader = dict(
     num_workers=0,
     persistent_workers=False,

@@ -7,8 +7,7 @@
 # score the same episodes with 5 and with 1 exemplar (the second is the quickstart's visual-test).
 _base_ = ['./omnisegnet_tiny_2k_omnishapes_all.py']
 
-# Loaded in the test process: a few hundred small samples, and no loader workers to start (or, with
-# several configs in one tools/test.py, to shut down: that waits up to 5 s per worker).
+# Loaded in the test process: a few hundred small samples, not worth starting loader workers for.
 test_dataloader = dict(
     num_workers=0,
     persistent_workers=False,

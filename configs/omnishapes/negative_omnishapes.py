@@ -8,8 +8,7 @@
 #       --cfg-options test_dataloader.dataset.drop_negatives=True
 _base_ = ['./omnisegnet_tiny_2k_omnishapes_all.py']
 
-# Loaded in the test process: a few hundred small samples, and no loader workers to start (or, with
-# several configs in one tools/test.py, to shut down: that waits up to 5 s per worker).
+# Loaded in the test process: a few hundred small samples, not worth starting loader workers for.
 test_dataloader = dict(
     num_workers=0,
     persistent_workers=False,
