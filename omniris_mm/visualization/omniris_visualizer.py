@@ -85,7 +85,7 @@ class OmniRISVisualizer(DetLocalVisualizer):
                 self._circle,
                 ((x + 0.5) * sx, (y + 0.5) * sy),
                 dict(edge_colors='white', face_colors=[color], line_widths=1.5, alpha=1.0),
-            )  # fmt: skip
+            )
             for x, y, color in points
         ]
         marks.append(partial(self._text, title, (4, 4), dict(colors='white', font_sizes=11, bboxes=TITLE_BOX)))
@@ -162,7 +162,7 @@ class OmniRISVisualizer(DetLocalVisualizer):
                         horizontal_alignments='center',
                         bboxes=dict(facecolor='white', alpha=0.8),
                     ),
-                ),  # fmt: skip
+                ),
             ]
         panels.append((panel, marks, False))
         if draw_gt and 'gt_sem_seg' in data_sample:
