@@ -325,7 +325,10 @@ class ONNXRuntimeModel:
         outputs, owners = self.outputs(data)
         samples = data['data_samples']
         metas = [samples[o].metainfo for o in owners]
-        return self.model.collect(self.model.head.postprocess(outputs, metas, rescale=True), owners, samples)
+        maps = self.model.target_prompt_maps(data['inputs'], samples, owners)
+        return self.model.collect(
+            self.model.head.postprocess(outputs, metas, rescale=True, target_maps=maps), owners, samples
+        )
 
 
 class ONNXRuntimeInferencer(OmniRISInferencer):

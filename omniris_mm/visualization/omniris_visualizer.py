@@ -137,14 +137,18 @@ class OmniRISVisualizer(DetLocalVisualizer):
             title = 'on the target: ' + ', '.join(dict.fromkeys(kinds))
             panels.append((*self._panel(image_t, masks_t, title, points=points_t), False))
         masks, title = [], prediction_title(data_sample)
-        if 'pred_instances' in data_sample and len(data_sample.pred_instances):
-            inst = data_sample.pred_instances
-            keep = inst.scores >= pred_score_thr
+        inst = data_sample.get('pred_instances')
+        keep = inst.scores >= pred_score_thr if inst is not None and len(inst) else None
+        if keep is not None and keep.any():
             for k, mask in enumerate(inst.masks[keep]):
                 masks.append((mask.cpu().numpy().astype(bool), TARGET_COLORS[k % len(TARGET_COLORS)]))
             title += f': {int(keep.sum())} object(s), scores ' + ', '.join(f'{s:.2f}' for s in inst.scores[keep])
         elif 'pred_sem_seg' in data_sample:
+            # No instance (or none scored pred_score_thr, as the one instance a click is answered with
+            # may be): the answer itself, the union mask.
             masks.append((data_sample.pred_sem_seg.sem_seg[0].cpu().numpy() > 0, TARGET_COLORS[0]))
+            if keep is not None:
+                title += f': the answer (every object scored < {pred_score_thr:.2f})'
         no_target = bool(data_sample.get('pred_no_target', False))
         panel, marks = self._panel(image, masks, 'NO TARGET' if no_target else title, mask_edges=True)
         if no_target:

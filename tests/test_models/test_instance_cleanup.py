@@ -109,3 +109,73 @@ def test_a_no_target_answer_clears_a_one_object_row():
     # With empty_on_no_target off the row still answers its best instance, B.
     (kept,) = one_object_head(empty_on_no_target=False).postprocess(outputs, [dict(META, prompt_types=['click'])])
     assert kept['no_target'] and torch.equal(kept['sem_seg'][0].bool(), B) and len(kept['masks']) == 1
+
+
+def instance_outputs(masks, scores):
+    """Outputs whose query k draws ``masks[k]`` (mask features: channel k is +10 on it, -10 elsewhere;
+    instance embedding k the k-th unit vector) with objectness ``scores[k]``; the union map answers
+    every mask together."""
+    feats = torch.stack([m.float() * 20 - 10 for m in masks])
+    p = torch.tensor(scores)
+    union = torch.stack(masks).any(0).float() * 20 - 10
+    return dict(
+        nt_logits=torch.tensor([[5.0, -5.0]]),
+        target_mask=torch.stack([-union, union])[None],
+        objectness=torch.stack([p.log(), (1 - p).log()], -1)[None],
+        instance_embed=torch.eye(len(masks))[None],
+        mask_features=feats[None],
+    )
+
+
+def prompt_maps(positive=None, negative=None):
+    """(1, 2, H, W) positive / negative maps of the prompts on the target."""
+    empty = torch.zeros(H, W, dtype=torch.bool)
+    return torch.stack([positive if positive is not None else empty, negative if negative is not None else empty])[
+        None
+    ].float()
+
+
+def answer(head, outputs, types, maps):
+    (res,) = head.postprocess(outputs, [dict(META, prompt_types=types)], target_maps=maps)
+    assert len(res['masks']) == 1 and torch.equal(res['sem_seg'][0].bool(), res['masks'][0])
+    return res['masks'][0], res['scores'].item()
+
+
+def test_one_object_rows_answer_the_instance_the_prompts_point_at():
+    head, outputs = one_object_head(), one_object_outputs()  # A at 0.60, B at 0.70, nothing at 0.65
+    click_a = box(3, 3, 2, 2)  # a click's disk inside A only
+    mask, score = answer(head, outputs, ['click'], prompt_maps(click_a))
+    assert torch.equal(mask, A) and score == pytest.approx(0.60)  # not B, the better-scored one
+    # A box around A, one pixel wider on each side: IoU 64 / 100 with A, 0 with B.
+    mask, _ = answer(head, outputs, ['target_box'], prompt_maps(box(0, 0, 10, 10)))
+    assert torch.equal(mask, A)
+    # A scribble inside B: B.
+    assert torch.equal(answer(head, outputs, ['target_scribble'], prompt_maps(box(12, 11, 1, 6)))[0], B)
+    # The best-scored instance with one_object_select='score', or without the maps.
+    assert torch.equal(
+        answer(one_object_head(one_object_select='score'), outputs, ['click'], prompt_maps(click_a))[0], B
+    )
+    assert torch.equal(answer(head, outputs, ['click'], None)[0], B)
+
+
+def test_ties_go_by_score_and_a_negative_click_rules_an_instance_out():
+    both = A | B
+    outputs = instance_outputs([A, both, B], [0.60, 0.80, 0.70])
+    head = one_object_head()
+    click_a, click_b = box(3, 3, 2, 2), box(13, 13, 2, 2)
+    # A and A | B both cover the click (agreement 1): the better-scored, A | B.
+    assert torch.equal(answer(head, outputs, ['click'], prompt_maps(click_a))[0], both)
+    # A negative click on B: A | B covers it (agreement 1 * (1 - 1) = 0), A does not (1 * 1).
+    mask, score = answer(head, outputs, ['click', 'neg_click'], prompt_maps(click_a, click_b))
+    assert torch.equal(mask, A) and score == pytest.approx(0.60)
+    # Half of the negative disk in A | B only (agreement 0.5), within agreement_tol=0.6 of A's 1: by
+    # score A | B again; within the default 0.05: A.
+    half_b = box(13, 9, 2, 2)  # columns 9-10: column 10 is B's
+    assert torch.equal(answer(head, outputs, ['click', 'neg_click'], prompt_maps(click_a, half_b))[0], A)
+    loose = one_object_head(agreement_tol=0.6)
+    assert torch.equal(answer(loose, outputs, ['click', 'neg_click'], prompt_maps(click_a, half_b))[0], both)
+
+
+def test_one_object_select_is_checked():
+    with pytest.raises(ValueError, match="one_object_select must be 'score' or 'prompts', got 'best'"):
+        one_object_head(one_object_select='best')

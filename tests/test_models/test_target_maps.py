@@ -56,3 +56,29 @@ def test_a_checkpoint_without_the_maps_loads_them_as_zeros():
     result = model.load_state_dict(old, strict=True)
     assert not result.missing_keys and not result.unexpected_keys
     assert all(not p.any() for p in model.target_map_embed.parameters())
+
+
+def test_predict_hands_the_head_the_maps_of_the_prompts_on_the_target():
+    # With or without target_maps: the head's one_object_select='prompts' answers with them.
+    batch = pseudo_collate([_dataset()[0]])
+    sample = batch['data_samples'][0]
+    types = [t for t in sample.prompt_types if t != 'text']
+    expected = torch.zeros(2, *sample.prompt_maps[0].shape[-2:])
+    for t, m in zip(types, sample.prompt_maps):
+        expected[int(t == 'neg_click')] = torch.maximum(expected[int(t == 'neg_click')], (m[0] > 0).float())
+    assert expected[0].any()
+    for model in (build_model(seed=3, target_maps=False), build_model(seed=3, target_maps=True)):
+        model.eval()
+        seen = []
+        postprocess = model.head.postprocess
+
+        def spy(outputs, metas, rescale=True, target_maps=None, postprocess=postprocess, seen=seen):
+            seen.append(target_maps)
+            return postprocess(outputs, metas, rescale, target_maps)
+
+        model.head.postprocess = spy
+        with torch.no_grad():
+            model.test_step(copy.deepcopy(batch))
+        (maps,) = seen
+        h, w = expected.shape[-2:]
+        assert torch.equal(maps[0, :, :h, :w], expected) and not maps[0, :, h:].any() and not maps[0, :, :, w:].any()

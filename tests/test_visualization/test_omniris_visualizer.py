@@ -167,3 +167,20 @@ def test_a_picture_is_one_matplotlib_render(monkeypatch):
     assert picture.shape == (28 + 120, 240 + 2 * 160, 3)
     assert calls == {'set_image': 1, 'get_image': 1}
     np.testing.assert_array_equal(vis.get_image(), picture)
+
+
+def test_an_answer_with_no_instance_above_the_threshold_is_drawn(monkeypatch):
+    # A click answered by one instance that scores 0.2 (one_object_select='prompts' picks it by the
+    # prompts, not by its score): below pred_score_thr, the answer (its union mask) is drawn all the same.
+    s = sample()
+    s.pred_instances = s.pred_instances[:1]
+    s.pred_instances.scores = torch.tensor([0.2])
+    s.pred_sem_seg = PixelData(sem_seg=s.pred_instances.masks.to(torch.uint8))
+    vis = VISUALIZERS.build(dict(type='OmniRISVisualizer', name='t_low', panel_height=120))
+    texts = []
+    draw_texts = vis.draw_texts
+    monkeypatch.setattr(vis, 'draw_texts', lambda text, *a, **k: texts.append(text) or draw_texts(text, *a, **k))
+    target = vis.draw_sample(np.full((120, 160, 3), 100, np.uint8), s)[28:, 240:]
+    assert tinted_towards(target[20:45, 15:45], TARGET_COLORS[0], (100, 100, 100))
+    assert np.abs(target[80:105, 110:145].astype(int) - 100).max() <= 1  # the other mask is not the answer
+    assert 'prediction: the answer (every object scored < 0.30)' in texts

@@ -297,13 +297,14 @@ class OmniSegNet(BaseDetector):
     def _add_target_maps(self, feats: List[Tensor], inputs: Tensor, samples: SampleList, owners: List[int]):
         """``feats`` of the (padded) target ``inputs`` plus the embedded maps of the prompts on
         the target (``target_maps``)."""
+        if self.target_map_embed is None:
+            return feats
         return self.apply_target_maps(feats, self.target_prompt_maps(inputs, samples, owners))
 
     def target_prompt_maps(self, inputs: Tensor, samples: SampleList, owners: List[int]) -> Optional[Tensor]:
         """(R, 2, H, W) maps of the positive / negative prompts on the target per prompt row, at the
-        padded input size; None when the model has no ``target_maps`` or no row has such a prompt."""
-        if self.target_map_embed is None:
-            return None
+        padded input size; None when no row has such a prompt. (The features take them with
+        ``target_maps``; the head's ``one_object_select='prompts'`` answers with them either way.)"""
         pad_h, pad_w = inputs.shape[-2:]
         maps = inputs.new_zeros((len(owners), 2, pad_h, pad_w))
         drawn = False
@@ -372,9 +373,11 @@ class OmniSegNet(BaseDetector):
         ``pred_instances`` (masks, scores, labels) of each data sample."""
         tokens, mask, owners = self._prompt_rows(self.encode_prompts(batch_data_samples))
         feats = self.extract_feat(batch_inputs[owners], tokens, mask)
-        feats = self._add_target_maps(feats, batch_inputs, batch_data_samples, owners)
+        maps = self.target_prompt_maps(batch_inputs, batch_data_samples, owners)
+        feats = self.apply_target_maps(feats, maps)
         metas = [batch_data_samples[o].metainfo for o in owners]
-        return self.collect(self.head.predict(feats, tokens, mask, metas, rescale=rescale), owners, batch_data_samples)
+        results = self.head.predict(feats, tokens, mask, metas, rescale=rescale, target_maps=maps)
+        return self.collect(results, owners, batch_data_samples)
 
     @staticmethod
     def collect(results: List[dict], owners: List[int], batch_data_samples: SampleList) -> SampleList:

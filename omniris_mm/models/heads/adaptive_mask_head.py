@@ -1,4 +1,4 @@
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -23,8 +23,11 @@ TEST_CFG_DEFAULTS = dict(
     instance_in_union=True,
     instance_min_inside=0.5,
     instance_nms=dict(kernel='gaussian', sigma=2.0),
-    # Prompts on the target mean that one instance (issue 13): answered by the best-scored instance.
+    # Prompts on the target mean that one instance (issue 13): answered by one instance, the one
+    # that agrees best with the prompts drawn on the target (ties within agreement_tol by score).
     one_object_types=TARGET_PROMPT_TYPES,
+    one_object_select='prompts',
+    agreement_tol=0.05,
 )
 
 
@@ -115,10 +118,15 @@ class AdaptiveMaskHead(BaseModule):
             with a better-scored instance, and the decayed scores are thresholded at
             ``instance_thr`` again), ``one_object_types`` (prompt types that mean one
             object, by default the prompts on the target: a prompt row holding any of
-            them answers its best-scored instance alone, as the union mask and the one
-            instance, whatever ``instance_thr``; the union branch of a model trained
-            mostly on referring prompts tends to answer the clicked object's kind, the
-            instance branch the object. ``()``: every row answers its union mask).
+            them answers one instance alone, as the union mask and the one instance,
+            whatever ``instance_thr``; the union branch of a model trained mostly on
+            referring prompts tends to answer the clicked object's kind, the instance
+            branch the object. ``()``: every row answers its union mask),
+            ``one_object_select`` (which instance such a row answers: ``'score'``, the
+            best-scored; ``'prompts'``, the one whose mask agrees best with the prompts
+            drawn on the target, among those within ``agreement_tol`` of the best
+            agreement the best-scored: see :meth:`prompt_agreement`. A row without its
+            maps, as from a caller that passes none, falls back to ``'score'``).
     """
 
     def __init__(
@@ -197,6 +205,10 @@ class AdaptiveMaskHead(BaseModule):
         self.test_cfg = {**TEST_CFG_DEFAULTS, **(test_cfg or {})}
         if self.test_cfg['pred_size'] not in ('original', 'input'):
             raise ValueError(f"test_cfg.pred_size must be 'original' or 'input', got {self.test_cfg['pred_size']!r}")
+        if self.test_cfg['one_object_select'] not in ('score', 'prompts'):
+            raise ValueError(
+                f"test_cfg.one_object_select must be 'score' or 'prompts', got {self.test_cfg['one_object_select']!r}"
+            )
 
     def init_weights(self):
         super().init_weights()
@@ -285,13 +297,22 @@ class AdaptiveMaskHead(BaseModule):
         prompt_mask: Tensor,
         batch_img_metas: List[dict],
         rescale: bool = True,
+        target_maps: Optional[Tensor] = None,
     ) -> List[dict]:
         """Per image: ``sem_seg`` (1, H, W) union mask, ``no_target`` (bool),
         ``no_target_score``, and instance ``masks`` (k, H, W) with ``scores`` (k,),
-        at the original size when ``rescale`` and ``test_cfg.pred_size='original'``."""
-        return self.postprocess(self(feats, prompt_tokens, prompt_mask), batch_img_metas, rescale)
+        at the original size when ``rescale`` and ``test_cfg.pred_size='original'``.
+        ``target_maps``: (R, 2, H, W) positive / negative maps of the prompts drawn on each row's
+        target at the padded input size (:meth:`OmniSegNet.target_prompt_maps`), or None."""
+        return self.postprocess(self(feats, prompt_tokens, prompt_mask), batch_img_metas, rescale, target_maps)
 
-    def postprocess(self, outputs: Dict[str, Tensor], batch_img_metas: List[dict], rescale: bool = True) -> List[dict]:
+    def postprocess(
+        self,
+        outputs: Dict[str, Tensor],
+        batch_img_metas: List[dict],
+        rescale: bool = True,
+        target_maps: Optional[Tensor] = None,
+    ) -> List[dict]:
         """:meth:`predict`'s answers from :meth:`forward`'s outputs (also those of an exported graph)."""
         cfg = self.test_cfg
         rescale = rescale and cfg['pred_size'] == 'original'
@@ -307,8 +328,12 @@ class AdaptiveMaskHead(BaseModule):
             if 'objectness' in outputs:
                 scores = outputs['objectness'][i].softmax(-1)[:, 0]
                 one_object = any(t in cfg['one_object_types'] for t in meta.get('prompt_types', ()))
-                if one_object:  # the best-scored instance alone
-                    keep = F.one_hot(scores.argmax(), len(scores)).bool()
+                if one_object:  # one instance alone
+                    best = scores.argmax()
+                    if cfg['one_object_select'] == 'prompts' and target_maps is not None and target_maps[i].any():
+                        agree = self.prompt_agreement(outputs, i, meta, target_maps[i])
+                        best = torch.where(agree >= agree.max() - cfg['agreement_tol'], scores, -1.0).argmax()
+                    keep = F.one_hot(best, len(scores)).bool()
                 else:
                     keep = scores > cfg['instance_thr']
                 # A "no target" answer clears the instances too, unless empty_on_no_target is off.
@@ -327,6 +352,28 @@ class AdaptiveMaskHead(BaseModule):
                 dict(sem_seg=sem_seg, no_target=no_target, no_target_score=float(nt_score), masks=masks, scores=scores)
             )
         return results
+
+    def prompt_agreement(self, outputs: Dict[str, Tensor], i: int, meta: dict, maps: Tensor) -> Tensor:
+        """(Q,) how well each instance mask of row ``i`` agrees with the prompts drawn on its target:
+        ``maps`` (2, H, W) at the padded input size, positive then negative. The masks (at that size,
+        ``mask_thr``) cover the positive pixels (their share; a row with a box: the mask's IoU with
+        them, since a box's inside is not all object) and not the negative ones (times one less their
+        covered share). A query's objectness is a guess at "is this an object"; only this says
+        whether it is the object the user pointed at (a click on it, a box around it)."""
+        inst = torch.einsum('qc,chw->qhw', outputs['instance_embed'][i], outputs['mask_features'][i])
+        masks = F.interpolate(inst[None], tuple(maps.shape[-2:]), mode='bilinear', align_corners=False)[0]
+        masks = (masks.sigmoid() > self.test_cfg['mask_thr']).flatten(1).float()
+        pos, neg = (maps > 0).flatten(1).float()
+        agree = masks.new_ones(len(masks))
+        if pos.any():
+            inter = masks @ pos
+            if 'target_box' in meta.get('prompt_types', ()):
+                agree = inter / (masks.sum(1) + pos.sum() - inter).clamp(min=1)
+            else:
+                agree = inter / pos.sum()
+        if neg.any():
+            agree = agree * (1 - masks @ neg / neg.sum())
+        return agree
 
     @staticmethod
     def clean_instances(masks: Tensor, scores: Tensor, union: Tensor, cfg: dict) -> Tuple[Tensor, Tensor]:
