@@ -179,3 +179,5 @@ def test_ties_go_by_score_and_a_negative_click_rules_an_instance_out():
 def test_one_object_select_is_checked():
     with pytest.raises(ValueError, match="one_object_select must be 'score' or 'prompts', got 'best'"):
         one_object_head(one_object_select='best')
+    with pytest.raises(ValueError, match='agreement_tol must be >= 0, got -0.1'):
+        one_object_head(agreement_tol=-0.1)

@@ -209,6 +209,8 @@ class AdaptiveMaskHead(BaseModule):
             raise ValueError(
                 f"test_cfg.one_object_select must be 'score' or 'prompts', got {self.test_cfg['one_object_select']!r}"
             )
+        if not self.test_cfg['agreement_tol'] >= 0:
+            raise ValueError(f'test_cfg.agreement_tol must be >= 0, got {self.test_cfg["agreement_tol"]!r}')
 
     def init_weights(self):
         super().init_weights()
