@@ -181,3 +181,11 @@ def test_one_object_select_is_checked():
         one_object_head(one_object_select='best')
     with pytest.raises(ValueError, match='agreement_tol must be >= 0, got -0.1'):
         one_object_head(agreement_tol=-0.1)
+
+
+def test_the_agreement_covers_every_query():
+    # 20 queries (the agreement is computed 16 at a time): A is query 17, every other one draws B.
+    masks = [A if k == 17 else B for k in range(20)]
+    outputs = instance_outputs(masks, [0.5 if k == 17 else 0.9 for k in range(20)])
+    mask, score = answer(one_object_head(), outputs, ['click'], prompt_maps(box(3, 3, 2, 2)))
+    assert torch.equal(mask, A) and score == pytest.approx(0.5)

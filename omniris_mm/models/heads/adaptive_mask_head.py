@@ -362,19 +362,23 @@ class AdaptiveMaskHead(BaseModule):
         them, since a box's inside is not all object) and not the negative ones (times one less their
         covered share). A query's objectness is a guess at "is this an object"; only this says
         whether it is the object the user pointed at (a click on it, a box around it)."""
-        inst = torch.einsum('qc,chw->qhw', outputs['instance_embed'][i], outputs['mask_features'][i])
-        masks = F.interpolate(inst[None], tuple(maps.shape[-2:]), mode='bilinear', align_corners=False)[0]
-        masks = (masks.sigmoid() > self.test_cfg['mask_thr']).flatten(1).float()
         pos, neg = (maps > 0).flatten(1).float()
-        agree = masks.new_ones(len(masks))
+        sums = []  # per query: mask area, positive and negative pixels covered
+        # 16 queries at a time: all of them at the input size would hold Q x H x W floats at once.
+        for embed in outputs['instance_embed'][i].split(16):
+            inst = torch.einsum('qc,chw->qhw', embed, outputs['mask_features'][i])
+            masks = F.interpolate(inst[None], tuple(maps.shape[-2:]), mode='bilinear', align_corners=False)[0]
+            masks = (masks.sigmoid() > self.test_cfg['mask_thr']).flatten(1).float()
+            sums.append(torch.stack([masks.sum(1), masks @ pos, masks @ neg], 1))
+        area, inter, covered = torch.cat(sums).unbind(1)
+        agree = torch.ones_like(area)
         if pos.any():
-            inter = masks @ pos
             if 'target_box' in meta.get('prompt_types', ()):
-                agree = inter / (masks.sum(1) + pos.sum() - inter).clamp(min=1)
+                agree = inter / (area + pos.sum() - inter).clamp(min=1)
             else:
                 agree = inter / pos.sum()
         if neg.any():
-            agree = agree * (1 - masks @ neg / neg.sum())
+            agree = agree * (1 - covered / neg.sum())
         return agree
 
     @staticmethod
