@@ -313,19 +313,22 @@ class ONNXRuntimeModel:
 
     def outputs(self, data: dict):
         """The target graph's outputs (dict) for a preprocessed batch, with the prompt rows' owners."""
+        return self._run(data)[:2]
+
+    def _run(self, data: dict):
+        """:meth:`outputs`, and the graph's ``target_maps`` input (the head's prompt agreement reads it)."""
         divisor, size = self.meta['size_divisor'], list(data['inputs'].shape[-2:])
         if size[0] % divisor or size[1] % divisor:
             raise ValueError(f'the graphs take images whose sides are multiples of {divisor} (the data preprocessor '
                              f"pads them so with pad_size_divisor={divisor}), got {size}")  # fmt: skip
         feed, owners = _target_inputs(self.model, data, self.encode_text, self.encode_references)
         outs = self.sessions['target'].run(None, {k: self._np(v) for k, v in feed.items()})
-        return {k: torch.from_numpy(v) for k, v in zip(self.meta['target_outputs'], outs)}, owners
+        return {k: torch.from_numpy(v) for k, v in zip(self.meta['target_outputs'], outs)}, owners, feed['target_maps']
 
     def predict(self, data: dict) -> list:
-        outputs, owners = self.outputs(data)
+        outputs, owners, maps = self._run(data)
         samples = data['data_samples']
         metas = [samples[o].metainfo for o in owners]
-        maps = self.model.target_prompt_maps(data['inputs'], samples, owners)
         return self.model.collect(
             self.model.head.postprocess(outputs, metas, rescale=True, target_maps=maps), owners, samples
         )
