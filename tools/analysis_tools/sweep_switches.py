@@ -103,6 +103,17 @@ DATA_VARIANTS = {
         'train_dataloader.sampler.source_ratio': [2, 2, 1, 1.25, 0.625],
     },
 }
+# Schedule variants (training-only, like the data variants): the quickstart's poly schedule ended
+# after fewer iterations, the checkpoint written at the new end.
+SCHEDULES = {'iters1600': 1600}
+for _name, _iters in SCHEDULES.items():
+    DATA_VARIANTS[_name] = {
+        'train_cfg.max_iters': _iters,
+        'train_cfg.val_interval': _iters + 1,
+        'train_cfg.val_begin': _iters + 1,
+        'param_scheduler.0.end': _iters,
+        'default_hooks.checkpoint.interval': _iters,
+    }
 VARIANTS.update(DATA_VARIANTS)
 FIGURES = {
     'quickstart': ('text/gIoU', 'visual/gIoU', 'omni/gIoU', 'gIoU', 'cIoU', 'N-acc'),
@@ -146,7 +157,7 @@ def run_quickstart(variant, seed, work, config=QUICKSTART, extra_tests=()):
     """tools/train.py then tools/test.py of ``config`` (and of each of ``extra_tests`` on the same
     checkpoint, their figures prefixed); returns the test metrics."""
     opts = options(variant)
-    ckpt = osp.join(work, 'iter_2000.pth')
+    ckpt = osp.join(work, f'iter_{SCHEDULES.get(variant, 2000)}.pth')
     if not osp.isfile(ckpt):  # a finished training is not run again
         cmd = [sys.executable, 'tools/train.py', config, '--work-dir', work, '--cfg-options', f'randomness.seed={seed}']
         _call(cmd + opts, osp.join(work, 'train.log'))
