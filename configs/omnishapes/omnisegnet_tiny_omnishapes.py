@@ -13,8 +13,10 @@ test_cfg = dict(type='OmniTestLoop')
 optim_wrapper = dict(
     type='GuardedOptimWrapper',
     on_nonfinite='error',  # 'skip' drops a NaN/inf step and counts it
-    optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.01),
-    clip_grad=dict(max_norm=1.0, norm_type=2),
+    # foreach: the multi-tensor update and norm, which PyTorch takes by default on CUDA only; on the
+    # CPU the same weights bit for bit (12 steps of the quickstart's config) at 24 -> 14 ms a step.
+    optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.01, foreach=True),
+    clip_grad=dict(max_norm=1.0, norm_type=2, foreach=True),
 )
 param_scheduler = [
     dict(type='MultiStepLR', by_epoch=False, begin=0, end=max_iters, milestones=[int(max_iters * 0.8)], gamma=0.1)

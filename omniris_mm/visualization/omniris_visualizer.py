@@ -1,14 +1,16 @@
 import os.path as osp
-from functools import partial
-from typing import Callable, List, Optional, Tuple
+from functools import cache
+from typing import List, Optional, Tuple
 
 import cv2
 import mmcv
 import numpy as np
 import torch
+from matplotlib import font_manager
 from mmdet.registry import VISUALIZERS
 from mmdet.visualization import DetLocalVisualizer
 from mmengine.dist import master_only
+from PIL import Image, ImageDraw, ImageFont
 
 from ..datasets.utils import NEGATIVE_EXEMPLAR_TYPES, TARGET_PROMPT_TYPES
 
@@ -18,8 +20,14 @@ NEGATIVE_COLOR = CLICK_COLORS['neg_click']  # a negative exemplar: its prompt an
 TARGET_COLORS = [(220, 20, 60), (0, 130, 200), (60, 180, 75), (145, 30, 180), (245, 130, 48), (70, 240, 240)]
 GT_COLOR = (255, 255, 255)
 EDGE_COLOR = (0, 0, 0)  # the outline of each predicted mask: visible whatever the object's own colour
-TITLE_BOX = dict(facecolor='black', alpha=0.6)
 CAPTION_HEIGHT = 28  # the strip above the panels that holds a text prompt
+# The marks, in matplotlib's units as mmengine's draw_texts / draw_circles / draw_lines take them
+# (points at the canvas' 100 dpi): font sizes, line widths, the text box's padding (4 points).
+TITLE = dict(color=(255, 255, 255), points=11, box=((0, 0, 0), 0.6))
+CAPTION = dict(color=(255, 255, 255), points=13)
+NO_TARGET = dict(color=(255, 0, 0), points=28, box=((255, 255, 255), 0.8), anchor='mm')
+CLICK_RADIUS, CLICK_EDGE, CROSS_WIDTH, BOX_PAD = 6, 1.5, 3, 4
+PIXELS_PER_POINT = 100 / 72
 
 
 def _rgb(img: torch.Tensor) -> np.ndarray:
@@ -58,9 +66,10 @@ class OmniRISVisualizer(DetLocalVisualizer):
         outline=None,
         points=(),
         mask_edges: bool = False,
-    ) -> Tuple[np.ndarray, List[Callable]]:
+    ) -> Tuple[np.ndarray, List[tuple]]:
         """A panel as an array with its masks and outlines blended in, and its marks (title,
-        click dots) still to be drawn: callables of the panel's offset ``(x, y)`` in the picture.
+        click dots) still to be drawn: ``(PictureMarks method, *args)``, each drawn at the panel's offset
+        ``(x, y)`` in the picture.
         ``points``: ``(x, y, color)`` dots in ``image``'s pixels (clicks); ``mask_edges``: each
         mask also outlined in ``EDGE_COLOR``."""
         scale = self.panel_height / image.shape[0]
@@ -80,35 +89,18 @@ class OmniRISVisualizer(DetLocalVisualizer):
             if edge.any():
                 panel = _blend(panel, edge, GT_COLOR, 1.0)
         sx, sy = size[0] / image.shape[1], size[1] / image.shape[0]
-        marks = [
-            partial(
-                self._circle,
-                ((x + 0.5) * sx, (y + 0.5) * sy),
-                dict(edge_colors='white', face_colors=[color], line_widths=1.5, alpha=1.0),
-            )
-            for x, y, color in points
-        ]
-        marks.append(partial(self._text, title, (4, 4), dict(colors='white', font_sizes=11, bboxes=TITLE_BOX)))
+        marks = [('click', ((x + 0.5) * sx, (y + 0.5) * sy), color) for x, y, color in points]
+        marks.append(('text', title, (4, 4), TITLE))
         return panel, marks
 
-    def _text(self, text: str, xy, kwargs: dict, x: int, y: int) -> None:
-        self.draw_texts(text, np.array([xy[0] + x, xy[1] + y]), **kwargs)
-
-    def _circle(self, xy, kwargs: dict, x: int, y: int) -> None:
-        self.draw_circles(np.array([xy[0] + x, xy[1] + y]), np.array([6.0]), **kwargs)
-
-    def _cross(self, w: int, h: int, x: int, y: int) -> None:
-        """The red cross of a NO TARGET panel of size ``w`` x ``h``."""
-        xs, ys = np.array([[0, w - 1], [w - 1, 0]]) + x, np.array([[0, h - 1], [0, h - 1]]) + y
-        self.draw_lines(xs, ys, colors='red', line_widths=3)
-
     def draw_sample(self, image: np.ndarray, data_sample, draw_gt: bool = False, pred_score_thr: float = 0.3):
-        """The picture as an (H, W, 3) RGB array; ``image`` is the target image, RGB.
+        """The picture as an (H, W, 3) RGB array; ``image`` is the target image, RGB. It is left on
+        the canvas, as mmdet's ``add_datasample`` leaves its picture (``get_image`` returns it).
 
         The panels are put together first and their titles, clicks and marks drawn on the whole
-        picture in one matplotlib render: each ``set_image`` / ``get_image`` of mmengine's
-        ``Visualizer`` costs about 15 ms (an axes reset and a canvas draw), one per panel made most
-        of ``tools/test.py --show-dir``'s time.
+        picture with Pillow (:class:`PictureMarks`), not through mmengine's matplotlib canvas: a
+        canvas render (``get_image``) of a quickstart picture costs 30-100 ms, most of
+        ``tools/test.py --show-dir``'s time.
         """
         panels = []  # (array, marks, framed)
         types = [t for t in data_sample.metainfo.get('prompt_types', []) if t != 'text']
@@ -153,21 +145,7 @@ class OmniRISVisualizer(DetLocalVisualizer):
         panel, marks = self._panel(image, masks, 'NO TARGET' if no_target else title, mask_edges=True)
         if no_target:
             h, w = panel.shape[:2]
-            marks += [
-                partial(self._cross, w, h),
-                partial(
-                    self._text,
-                    'NO TARGET',
-                    (w // 2, h // 2),
-                    dict(
-                        colors='red',
-                        font_sizes=28,
-                        vertical_alignments='center',
-                        horizontal_alignments='center',
-                        bboxes=dict(facecolor='white', alpha=0.8),
-                    ),
-                ),
-            ]
+            marks += [('cross', w, h), ('text', 'NO TARGET', (w // 2, h // 2), NO_TARGET)]
         panels.append((panel, marks, False))
         if draw_gt and 'gt_sem_seg' in data_sample:
             gt = data_sample.gt_sem_seg.sem_seg[0].cpu().numpy()
@@ -178,24 +156,22 @@ class OmniRISVisualizer(DetLocalVisualizer):
         picture = np.concatenate([p for p, _, _ in panels], axis=1)
         if text:
             picture = np.concatenate([np.zeros((top,) + picture.shape[1:], np.uint8), picture], 0)
-        self.set_image(picture)
+        canvas = PictureMarks(picture)
         left, frames = 0, []
         for p, marks, framed in panels:
-            for mark in marks:
-                mark(left, top)
+            for name, *args in marks:
+                getattr(canvas, name)(*args, x=left, y=top)
             if framed:
                 frames.append((left, p.shape[1]))
             left += p.shape[1]
         if text:
-            self.draw_texts(f'"{text}"', np.array([6, 6]), colors='white', font_sizes=13)
-        picture = self.get_image()
-        if frames:  # painted over the rendered picture, so that no title covers them
-            picture = picture.copy()
-            for x, w in frames:
-                for edge in (picture[top : top + 3, x : x + w], picture[-3:, x : x + w], picture[top:, x : x + 3],
-                             picture[top:, x + w - 3 : x + w]):  # fmt: skip
-                    edge[...] = NEGATIVE_COLOR
-            self.set_image(picture)  # the canvas holds the picture as returned
+            canvas.text(f'"{text}"', (6, 6), CAPTION)
+        picture = canvas.array()
+        for x, w in frames:  # painted over the marks, so that no title covers them
+            for edge in (picture[top : top + 3, x : x + w], picture[-3:, x : x + w], picture[top:, x : x + 3],
+                         picture[top:, x + w - 3 : x + w]):  # fmt: skip
+                edge[...] = NEGATIVE_COLOR
+        self.set_image(picture)
         return picture
 
     @master_only
@@ -225,6 +201,62 @@ class OmniRISVisualizer(DetLocalVisualizer):
             mmcv.imwrite(picture[..., ::-1], out_file)
         else:
             self.add_image(name, picture, step)
+
+
+class PictureMarks:
+    """The marks of a picture (titles and caption, click dots, the NO TARGET cross) drawn with Pillow on
+    the assembled panels, in mmengine's style: DejaVu Sans (matplotlib's default font) at the sizes
+    ``draw_texts`` takes in points, a text box of 4 points' padding and a 1-point edge blended at its
+    opacity, white-edged dots. Written by hand because mmengine's ``Visualizer`` draws only through a
+    matplotlib canvas, one render of which costs more than the rest of a picture.
+    """
+
+    def __init__(self, picture: np.ndarray):
+        self.image = Image.fromarray(picture).convert('RGBA')
+        self.draw = ImageDraw.Draw(self.image)
+
+    def array(self) -> np.ndarray:
+        return np.array(self.image.convert('RGB'))
+
+    def text(self, text: str, xy, style: dict, x: int = 0, y: int = 0) -> None:
+        """``text`` with its top left (anchor ``'la'``) or centre (``'mm'``) at ``xy`` + ``(x, y)``."""
+        font = _font(style['points'])
+        xy, anchor = (xy[0] + x, xy[1] + y), style.get('anchor', 'la')
+        if style.get('box'):
+            color, alpha = style['box']
+            pad = BOX_PAD * PIXELS_PER_POINT
+            left, top, right, bottom = self.draw.textbbox(xy, text, font=font, anchor=anchor)
+            box = [round(left - pad), round(top - pad), round(right + pad), round(bottom + pad)]
+            box = [max(0, box[0]), max(0, box[1]), min(self.image.width, box[2]), min(self.image.height, box[3])]
+            if box[2] > box[0] and box[3] > box[1]:
+                # matplotlib's text box: the face and a 1-point black edge, both at the box's opacity
+                layer = Image.new('RGBA', (box[2] - box[0], box[3] - box[1]), (0, 0, 0, 0))
+                ImageDraw.Draw(layer).rectangle(
+                    (0, 0, layer.width - 1, layer.height - 1),
+                    fill=(*color, round(255 * alpha)),
+                    outline=(0, 0, 0, round(255 * alpha)),
+                    width=round(PIXELS_PER_POINT),
+                )
+                self.image.alpha_composite(layer, dest=(box[0], box[1]))
+        self.draw.text(xy, text, fill=style['color'], font=font, anchor=anchor)
+
+    def click(self, xy, color, x: int = 0, y: int = 0) -> None:
+        width = max(1, round(CLICK_EDGE * PIXELS_PER_POINT))
+        # matplotlib centres the edge on the circle; Pillow draws it inside the bounding box
+        cx, cy, r = xy[0] + x, xy[1] + y, CLICK_RADIUS + width / 2
+        self.draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=tuple(color), outline=(255, 255, 255), width=width)
+
+    def cross(self, w: int, h: int, x: int = 0, y: int = 0) -> None:
+        """The red cross of a NO TARGET panel of size ``w`` x ``h`` at ``(x, y)``."""
+        width = round(CROSS_WIDTH * PIXELS_PER_POINT)
+        for line in (((x, y), (x + w - 1, y + h - 1)), ((x + w - 1, y), (x, y + h - 1))):
+            self.draw.line(line, fill=(255, 0, 0), width=width)
+
+
+@cache
+def _font(points: float) -> ImageFont.FreeTypeFont:
+    path = font_manager.findfont(font_manager.FontProperties(family=['sans-serif']))
+    return ImageFont.truetype(path, round(points * PIXELS_PER_POINT))
 
 
 def prediction_title(data_sample) -> str:

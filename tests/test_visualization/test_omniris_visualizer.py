@@ -7,7 +7,7 @@ from mmdet.registry import VISUALIZERS
 from mmdet.structures import DetDataSample
 from mmengine.structures import InstanceData, PixelData
 
-from omniris_mm.visualization.omniris_visualizer import PROMPT_COLOR, TARGET_COLORS, prediction_title
+from omniris_mm.visualization.omniris_visualizer import PROMPT_COLOR, TARGET_COLORS, PictureMarks, prediction_title
 
 
 def sample(no_target=False):
@@ -147,10 +147,10 @@ def test_masks_blended_on_the_array_equal_mmengines_draw_binary_masks():
     assert np.array_equal(ours, want)
 
 
-def test_a_picture_is_one_matplotlib_render(monkeypatch):
-    """The panels are put together before matplotlib draws the titles and marks: one set_image and one
-    get_image per picture whatever its panels (each costs ~15 ms; one per panel made most of
-    tools/test.py --show-dir's time), and the canvas holds the picture draw_sample returns."""
+def test_a_picture_needs_no_canvas_render(monkeypatch):
+    """The titles and marks are drawn with Pillow on the assembled panels: no matplotlib render
+    (get_image, 30-100 ms a picture) while drawing, one set_image, and the canvas then holds the
+    picture draw_sample returns."""
     vis = VISUALIZERS.build(dict(type='OmniRISVisualizer', name='t_renders', panel_height=120))
     calls = {'set_image': 0, 'get_image': 0}
     for name in calls:
@@ -165,8 +165,35 @@ def test_a_picture_is_one_matplotlib_render(monkeypatch):
     s = sample(no_target=True)  # a reference, the ground truth and the NO TARGET panel, a caption
     picture = vis.draw_sample(image, s, draw_gt=True)
     assert picture.shape == (28 + 120, 240 + 2 * 160, 3)
-    assert calls == {'set_image': 1, 'get_image': 1}
+    assert calls == {'set_image': 1, 'get_image': 0}
     np.testing.assert_array_equal(vis.get_image(), picture)
+
+
+def test_titles_caption_and_cross_are_drawn_in_mmengines_style():
+    """A title: white DejaVu Sans at 11 points (15 px at the canvas' 100 dpi) on a black box of
+    opacity 0.6 and 4 points' padding; the caption: white text on the black strip; NO TARGET: a red
+    cross from corner to corner (3 points, 4 px wide) under a red label on a white box."""
+    vis = VISUALIZERS.build(dict(type='OmniRISVisualizer', name='t_marks', panel_height=120))
+    image = np.full((120, 160, 3), 100, np.uint8)
+    picture = vis.draw_sample(image, sample()).astype(int)
+    target = picture[28:, 240:]
+    # the box spans the title's glyphs + 5.6 px: 100 * (1 - 153 / 255) = 40 where no glyph is
+    assert (target[1, 1] == 40).all() and (target[1, 40] == 40).all()
+    glyphs = (target[:30] > 200).all(-1)
+    rows = np.nonzero(glyphs.any(1))[0]
+    assert glyphs.sum() > 40 and rows.min() >= 4 and rows.max() < 4 + 15 + 2  # one 15-px line under y = 4
+    assert (target[40:] != 0).any() and not (target[30:] > 200).all(-1).any()  # no white below the box
+    caption = picture[:28]
+    assert (caption > 200).all(-1).sum() > 40 and (caption[:, 300:] == 0).all()  # short text, left
+    # NO TARGET: both diagonals of the 160 x 120 panel red, away from the label; the label's box
+    # white at opacity 0.8 over 100: 100 + 155 * 204 / 255 = 224 between the red letters
+    cross = vis.draw_sample(image, sample(no_target=True)).astype(int)[28:, 240:]
+    for x in (10, 30, 130, 150):
+        y = round(x * 119 / 159)
+        assert (cross[y, x] == (255, 0, 0)).all() and (cross[y, 159 - x] == (255, 0, 0)).all(), (x, y)
+    label = cross[48:72, 30:130]
+    assert ((label[..., 0] > 200) & (label[..., 1] < 100)).sum() > 50  # red letters
+    assert (label == 224).all(-1).sum() > 200
 
 
 def test_an_answer_with_no_instance_above_the_threshold_is_drawn(monkeypatch):
@@ -178,8 +205,10 @@ def test_an_answer_with_no_instance_above_the_threshold_is_drawn(monkeypatch):
     s.pred_sem_seg = PixelData(sem_seg=s.pred_instances.masks.to(torch.uint8))
     vis = VISUALIZERS.build(dict(type='OmniRISVisualizer', name='t_low', panel_height=120))
     texts = []
-    draw_texts = vis.draw_texts
-    monkeypatch.setattr(vis, 'draw_texts', lambda text, *a, **k: texts.append(text) or draw_texts(text, *a, **k))
+    draw = PictureMarks.text
+    monkeypatch.setattr(
+        PictureMarks, 'text', lambda self, text, *a, **k: texts.append(text) or draw(self, text, *a, **k)
+    )
     target = vis.draw_sample(np.full((120, 160, 3), 100, np.uint8), s)[28:, 240:]
     assert tinted_towards(target[20:45, 15:45], TARGET_COLORS[0], (100, 100, 100))
     assert np.abs(target[80:105, 110:145].astype(int) - 100).max() <= 1  # the other mask is not the answer
