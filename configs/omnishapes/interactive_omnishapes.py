@@ -15,10 +15,13 @@ target_test_pipeline = [
     dict(type='PackOmniInputs'),
 ]
 # Loaded in the test process: a few hundred small samples, not worth starting loader workers for.
+# Batches of 32: a batch runs until its last object is done (up to 20 passes, the last ones for
+# one or two objects), so fewer, fuller batches; the figures are those of batches of 8 to the last
+# digit (the quickstart's checkpoint of 2026-12-06: mIoU@1 77.2353, NoC@85 6.1327, NoC@90 8.7653).
 test_dataloader = dict(
     num_workers=0,
     persistent_workers=False,
-    batch_size=8,
+    batch_size=32,
     dataset=dict(
         _delete_=True,
         type='CocoTargetPromptDataset',

@@ -55,8 +55,27 @@ class OmniRISVisualizer(DetLocalVisualizer):
     """
 
     def __init__(self, name: str = 'visualizer', panel_height: int = 360, alpha: float = 0.5, **kwargs):
+        self._held = None
         super().__init__(name=name, alpha=alpha, **kwargs)
         self.panel_height = panel_height
+
+    # The canvas (mmengine's matplotlib figure) takes a picture of draw_sample only when something asks
+    # for it: its set_image costs 7-18 ms a picture (an axes reset and an imshow), and tools/test.py
+    # --show-dir only writes files. get_image returns the held picture (what a canvas render of it
+    # returns); a drawing call or show() sets the canvas to it first.
+    def _sync_canvas(self) -> None:
+        held, self._held = self._held, None
+        if held is not None:
+            super().set_image(held)
+
+    def set_image(self, image: np.ndarray) -> None:
+        self._held = None
+        super().set_image(image)
+
+    def get_image(self) -> np.ndarray:
+        if self._held is not None:
+            return self._held.copy()
+        return super().get_image()
 
     def _panel(
         self,
@@ -94,8 +113,8 @@ class OmniRISVisualizer(DetLocalVisualizer):
         return panel, marks
 
     def draw_sample(self, image: np.ndarray, data_sample, draw_gt: bool = False, pred_score_thr: float = 0.3):
-        """The picture as an (H, W, 3) RGB array; ``image`` is the target image, RGB. It is left on
-        the canvas, as mmdet's ``add_datasample`` leaves its picture (``get_image`` returns it).
+        """The picture as an (H, W, 3) RGB array; ``image`` is the target image, RGB. ``get_image``
+        then returns it, and mmengine's drawing calls draw on it (the canvas takes it when one is made).
 
         The panels are put together first and their titles, clicks and marks drawn on the whole
         picture with Pillow (:class:`PictureMarks`), not through mmengine's matplotlib canvas: a
@@ -171,7 +190,7 @@ class OmniRISVisualizer(DetLocalVisualizer):
             for edge in (picture[top : top + 3, x : x + w], picture[-3:, x : x + w], picture[top:, x : x + 3],
                          picture[top:, x + w - 3 : x + w]):  # fmt: skip
                 edge[...] = NEGATIVE_COLOR
-        self.set_image(picture)
+        self._held = picture
         return picture
 
     @master_only
@@ -257,6 +276,23 @@ class PictureMarks:
 def _font(points: float) -> ImageFont.FreeTypeFont:
     path = font_manager.findfont(font_manager.FontProperties(family=['sans-serif']))
     return ImageFont.truetype(path, round(points * PIXELS_PER_POINT))
+
+
+def _on_canvas(name: str):
+    """mmengine's ``Visualizer.<name>``, with the canvas first set to a held picture."""
+
+    def method(self, *args, **kwargs):
+        self._sync_canvas()
+        return getattr(super(OmniRISVisualizer, self), name)(*args, **kwargs)
+
+    method.__name__ = name
+    method.__doc__ = f'``Visualizer.{name}`` on the picture last drawn (see ``OmniRISVisualizer.get_image``).'
+    return method
+
+
+for _name in ('draw_points', 'draw_texts', 'draw_lines', 'draw_circles', 'draw_bboxes', 'draw_polygons',
+              'draw_binary_masks', 'show'):  # fmt: skip
+    setattr(OmniRISVisualizer, _name, _on_canvas(_name))
 
 
 def prediction_title(data_sample) -> str:

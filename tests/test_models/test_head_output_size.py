@@ -21,3 +21,22 @@ def test_the_crop_is_the_image_region_of_the_padded_batch():
     full = AdaptiveMaskHead._to_image(maps, meta, rescale=True)[0, 0] > 0.5
     assert full.shape == (96, 160)
     assert not full[:, :80].any() and full[:, 80:].all()
+
+
+def test_the_union_mask_is_the_argmax_of_the_logits():
+    """union_mask (max(0).indices, the fast path on the CPU) answers what argmax over the background /
+    target logits answers, ties (background) and NaNs (argmax takes a NaN as the largest) included."""
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 37, 53, generator=g)
+    logits[:, :5] = 0.25  # ties: background
+    logits[1, 10, :7] = float('nan')  # NaN target logit: target
+    logits[0, 11, :9] = float('nan')  # NaN background logit: background
+    want = torch.stack([logits[0], logits[1]]).argmax(0, keepdim=True).to(torch.uint8)
+    got = AdaptiveMaskHead.union_mask(logits)
+    assert got.dtype == torch.uint8 and got.shape == (1, 37, 53)
+    assert torch.equal(got, want)
+    # and against the comparison written out: target where its logit is larger or NaN
+    target = (logits[1] > logits[0]) | logits[1].isnan()
+    target &= ~logits[0].isnan()
+    assert torch.equal(got[0].bool(), target)
+    assert got[0, :5].sum() == 0 and got[0, 10, :7].all() and not got[0, 11, :9].any()
