@@ -105,7 +105,7 @@ DATA_VARIANTS = {
 }
 # Schedule variants (training-only, like the data variants): the quickstart's poly schedule ended
 # after fewer iterations, the checkpoint written at the new end.
-SCHEDULES = {'iters1600': 1600}
+SCHEDULES = {'iters1600': 1600, 'iters1800': 1800}
 for _name, _iters in SCHEDULES.items():
     DATA_VARIANTS[_name] = {
         'train_cfg.max_iters': _iters,
