@@ -14,7 +14,8 @@ optim_wrapper = dict(
     type='GuardedOptimWrapper',
     on_nonfinite='error',  # 'skip' drops a NaN/inf step and counts it
     # foreach: the multi-tensor update and norm, which PyTorch takes by default on CUDA only; on the
-    # CPU the same weights bit for bit (12 steps of the quickstart's config) at 24 -> 14 ms a step.
+    # CPU the same weights bit for bit (12 steps of the quickstart's config), the update and the
+    # clipping in 22.7 ms instead of 29.6 (medians of 15 steps of that config, 2 threads).
     optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.01, foreach=True),
     clip_grad=dict(max_norm=1.0, norm_type=2, foreach=True),
 )
