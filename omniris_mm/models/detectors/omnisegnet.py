@@ -191,8 +191,19 @@ class OmniSegNet(BaseDetector):
 
     # -- prompts ---------------------------------------------------------------------
     def encode_references(self, ref_inputs: Tensor, ref_prompt_maps: Tensor) -> Tensor:
-        """Reference images (N, 3, H, W) and prompt maps (N, 1, H, W) -> visual tokens (N, Nq, D)."""
-        return self.prompt_encoder(self.backbone(ref_inputs), ref_prompt_maps)
+        """Reference images (N, 3, H, W) and prompt maps (N, 1, H, W) -> visual tokens (N, Nq, D).
+
+        Outside training, an image given several times (the positive and the negative clicks on one
+        target are two prompts on the same image) goes through the backbone once; each of its
+        prompts is still encoded on its own. Training passes every reference (the batch, and so the
+        arithmetic, of the runs measured so far)."""
+        if self.training or len(ref_inputs) < 2 or torch.jit.is_tracing() or torch.compiler.is_compiling():
+            return self.prompt_encoder(self.backbone(ref_inputs), ref_prompt_maps)
+        first, index = _distinct_images(ref_inputs)
+        if len(first) == len(ref_inputs):
+            return self.prompt_encoder(self.backbone(ref_inputs), ref_prompt_maps)
+        feats = [f[index] for f in self.backbone(ref_inputs[first])]
+        return self.prompt_encoder(feats, ref_prompt_maps)
 
     def encode_prompts(self, batch_data_samples: SampleList) -> List[List[Tuple[Tensor, Tensor]]]:
         """Per sample, each of its prompts (text first) as ``(tokens (n, D), valid (n,) bool)``
@@ -402,3 +413,22 @@ class OmniSegNet(BaseDetector):
         feats = self.extract_feat(batch_inputs[owners], tokens, mask)
         feats = self._add_target_maps(feats, batch_inputs, batch_data_samples, owners)
         return self.head(feats, tokens, mask)
+
+
+def _distinct_images(images: Tensor) -> Tuple[Tensor, Tensor]:
+    """``(first, index)``: the positions of the distinct images of ``images`` (N, ...), in order, and for
+    each image the position in ``first`` of its equal. Images are compared exactly, after a cheap key
+    (their sum) has paired the candidates."""
+    flat = images.flatten(1)
+    keys = flat.sum(1).tolist()
+    first, index, seen = [], [], {}
+    for i, key in enumerate(keys):
+        for j in seen.get(key, ()):
+            if torch.equal(flat[i], flat[first[j]]):
+                index.append(j)
+                break
+        else:
+            seen.setdefault(key, []).append(len(first))
+            index.append(len(first))
+            first.append(i)
+    return torch.tensor(first, device=images.device), torch.tensor(index, device=images.device)
