@@ -197,13 +197,12 @@ class OmniSegNet(BaseDetector):
         target are two prompts on the same image) goes through the backbone once; each of its
         prompts is still encoded on its own. Training passes every reference (the batch, and so the
         arithmetic, of the runs measured so far)."""
-        if self.training or len(ref_inputs) < 2 or torch.jit.is_tracing() or torch.compiler.is_compiling():
-            return self.prompt_encoder(self.backbone(ref_inputs), ref_prompt_maps)
-        first, index = _distinct_images(ref_inputs)
-        if len(first) == len(ref_inputs):
-            return self.prompt_encoder(self.backbone(ref_inputs), ref_prompt_maps)
-        feats = [f[index] for f in self.backbone(ref_inputs[first])]
-        return self.prompt_encoder(feats, ref_prompt_maps)
+        if not (self.training or len(ref_inputs) < 2 or torch.jit.is_tracing() or torch.compiler.is_compiling()):
+            first, index = _distinct_images(ref_inputs)
+            if len(first) < len(ref_inputs):
+                feats = [f[index] for f in self.backbone(ref_inputs[first])]
+                return self.prompt_encoder(feats, ref_prompt_maps)
+        return self.prompt_encoder(self.backbone(ref_inputs), ref_prompt_maps)
 
     def encode_prompts(self, batch_data_samples: SampleList) -> List[List[Tuple[Tensor, Tensor]]]:
         """Per sample, each of its prompts (text first) as ``(tokens (n, D), valid (n,) bool)``
