@@ -4,10 +4,11 @@
 # mIoU after one click, NoC@85 and NoC@90.
 #   python tools/test.py configs/omnishapes/interactive_omnishapes.py CHECKPOINT
 _base_ = ['./omnisegnet_tiny_2k_omnishapes_all.py']
+image_cache = {{_base_.image_cache}}
 
 target_test_pipeline = [
-    dict(type='LoadImageFromFile', color_type='color_ignore_orientation'),
-    dict(type='LoadVisualPrompts'),
+    dict(type='CachedLoadImageFromFile', color_type='color_ignore_orientation', cache_bytes=image_cache),
+    dict(type='LoadVisualPrompts', cache_bytes=image_cache),
     dict(type='OmniResize', scale=(128, 128), keep_ratio=False),
     dict(type='LoadOmniAnnotations'),
     # The loop places its own clicks; the dataset's single click only marks the prompt kind.

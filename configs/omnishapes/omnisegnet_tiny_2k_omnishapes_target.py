@@ -9,12 +9,13 @@
 # configs/omnishapes/target_box_omnishapes.py the boxes.
 #   python tools/train.py configs/omnishapes/omnisegnet_tiny_2k_omnishapes_target.py
 _base_ = ['./omnisegnet_tiny_2k_omnishapes.py']
+image_cache = {{_base_.image_cache}}
 
 train_pipeline = {{_base_.train_pipeline}}
 target_train_pipeline = [
-    dict(type='LoadImageFromFile', color_type='color_ignore_orientation'),
+    dict(type='CachedLoadImageFromFile', color_type='color_ignore_orientation', cache_bytes=image_cache),
     dict(type='LoadOmniAnnotations'),
-    dict(type='LoadVisualPrompts'),
+    dict(type='LoadVisualPrompts', cache_bytes=image_cache),
     dict(type='OmniResize', scale=(128, 128), keep_ratio=False),
     dict(type='OmniRandomFlip', prob=0.5),
     dict(

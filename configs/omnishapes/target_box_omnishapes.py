@@ -3,13 +3,14 @@
 # gIoU is the mean IoU; its breakdown key is target/target_box/gIoU).
 #   python tools/test.py configs/omnishapes/target_box_omnishapes.py CHECKPOINT
 _base_ = ['./interactive_omnishapes.py']
+image_cache = {{_base_.image_cache}}
 
 test_dataloader = dict(
     dataset=dict(
         prompt_type='target_box',
         pipeline=[
-            dict(type='LoadImageFromFile', color_type='color_ignore_orientation'),
-            dict(type='LoadVisualPrompts'),
+            dict(type='CachedLoadImageFromFile', color_type='color_ignore_orientation', cache_bytes=image_cache),
+            dict(type='LoadVisualPrompts', cache_bytes=image_cache),
             dict(type='OmniResize', scale=(128, 128), keep_ratio=False),
             dict(type='LoadOmniAnnotations'),
             dict(type='SynthesizePromptMaps', box_jitter=0.0),

@@ -7,11 +7,14 @@ backend_args = None
 # Pixels as stored, EXIF orientation ignored, for target and reference images alike: COCO-style
 # masks are drawn on the stored pixels (see LoadVisualPrompts).
 color_type = 'color_ignore_orientation'
+# Decoded images kept per process (CachedLoadImageFromFile, LoadVisualPrompts' cache_bytes): all
+# 384 OmniShapes images take 21 MB decoded, read 21 times per training batch of the quickstart.
+image_cache = 64 * 2**20
 
 train_pipeline = [
-    dict(type='LoadImageFromFile', color_type=color_type, backend_args=backend_args),
+    dict(type='CachedLoadImageFromFile', color_type=color_type, backend_args=backend_args, cache_bytes=image_cache),
     dict(type='LoadOmniAnnotations'),
-    dict(type='LoadVisualPrompts', backend_args=backend_args),
+    dict(type='LoadVisualPrompts', backend_args=backend_args, cache_bytes=image_cache),
     dict(type='OmniResize', scale=img_scale, keep_ratio=False),
     dict(type='OmniRandomFlip', prob=0.5),
     dict(type='SynthesizePromptMaps', prompt_probs=dict(mask=1.0, box=1.0, scribble=1.0)),
@@ -20,8 +23,8 @@ train_pipeline = [
 # Annotations are loaded after resizing, so the ground truth keeps the original size
 # and the metric scores at the original resolution.
 test_pipeline = [
-    dict(type='LoadImageFromFile', color_type=color_type, backend_args=backend_args),
-    dict(type='LoadVisualPrompts', backend_args=backend_args),
+    dict(type='CachedLoadImageFromFile', color_type=color_type, backend_args=backend_args, cache_bytes=image_cache),
+    dict(type='LoadVisualPrompts', backend_args=backend_args, cache_bytes=image_cache),
     dict(type='OmniResize', scale=img_scale, keep_ratio=False),
     dict(type='LoadOmniAnnotations'),
     dict(type='SynthesizePromptMaps', prompt_probs=dict(mask=1.0, box=1.0, scribble=1.0)),

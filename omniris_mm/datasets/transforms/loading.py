@@ -1,13 +1,12 @@
 from typing import Optional
 
-import mmcv
 import numpy as np
-from mmcv.transforms import BaseTransform
+from mmcv.transforms import BaseTransform, LoadImageFromFile
 from mmdet.datasets.transforms import LoadAnnotations
 from mmdet.registry import TRANSFORMS
-from mmengine.fileio import get
 
 from ..utils import OmniDataError, decode_mask, read_label_map
+from .image_cache import read_image
 
 
 def _where(results: dict) -> str:
@@ -75,6 +74,50 @@ def _label_map(segmentations: list, h: int, w: int) -> np.ndarray:
 
 
 @TRANSFORMS.register_module()
+class CachedLoadImageFromFile(LoadImageFromFile):
+    """mmcv's ``LoadImageFromFile`` with the decoded pixels of local files kept in the process.
+
+    The same image, shape and dtype as ``LoadImageFromFile`` with the same arguments; a file read
+    again returns a copy of what was decoded, unless it was rewritten since (see ``image_cache``).
+    An undecodable file raises :class:`OmniDataError` naming it (None with ``ignore_empty``).
+    ``file_client_args`` (deprecated in mmcv) is not taken: use ``backend_args``.
+
+    Args:
+        cache_bytes (int): The most decoded bytes the process keeps (shared with
+            ``LoadVisualPrompts``; each data-loader worker has its own). Defaults to 256 MiB.
+        **kwargs: As in ``LoadImageFromFile``.
+    """
+
+    def __init__(self, cache_bytes: int = 256 * 2**20, **kwargs):
+        if kwargs.get('file_client_args') is not None:
+            raise ValueError('CachedLoadImageFromFile takes backend_args, not the deprecated file_client_args')
+        super().__init__(**kwargs)
+        self.cache_bytes = cache_bytes
+
+    def transform(self, results: dict) -> Optional[dict]:
+        path = results['img_path']
+        try:
+            img = read_image(path, self.color_type, self.imdecode_backend, self.backend_args, self.cache_bytes)
+        except Exception:
+            if self.ignore_empty:
+                return None
+            raise
+        if img is None:
+            if self.ignore_empty:
+                return None
+            raise OmniDataError(f'{_where(results)}: image {path} is not a decodable image')
+        if self.to_float32:
+            img = img.astype(np.float32)
+        results['img'] = img
+        results['img_shape'] = img.shape[:2]
+        results['ori_shape'] = img.shape[:2]
+        return results
+
+    def __repr__(self) -> str:
+        return f'{super().__repr__()[:-1]}, cache_bytes={self.cache_bytes})'
+
+
+@TRANSFORMS.register_module()
 class LoadVisualPrompts(BaseTransform):
     """Load the reference image of every visual prompt and decode its instance mask.
 
@@ -97,6 +140,9 @@ class LoadVisualPrompts(BaseTransform):
             ``'color_ignore_orientation'``.
         imdecode_backend (str): As in mmcv's ``LoadImageFromFile``.
         backend_args (dict, optional): File backend arguments.
+        cache_bytes (int): Keep up to this many bytes of decoded local images in
+            the process (see ``image_cache``; shared with
+            ``CachedLoadImageFromFile``). Defaults to 0: no cache.
     """
 
     def __init__(
@@ -104,19 +150,19 @@ class LoadVisualPrompts(BaseTransform):
         color_type: str = 'color_ignore_orientation',
         imdecode_backend: str = 'cv2',
         backend_args: Optional[dict] = None,
+        cache_bytes: int = 0,
     ):
         self.color_type = color_type
         self.imdecode_backend = imdecode_backend
         self.backend_args = backend_args
+        self.cache_bytes = cache_bytes
 
     def transform(self, results: dict) -> dict:
         where = _where(results)
         for prompt in results.get('visual_prompts', []):
             path = prompt['img_path']
             try:
-                img = mmcv.imfrombytes(
-                    get(path, backend_args=self.backend_args), flag=self.color_type, backend=self.imdecode_backend
-                )
+                img = read_image(path, self.color_type, self.imdecode_backend, self.backend_args, self.cache_bytes)
             except (OSError, ValueError) as err:
                 raise OmniDataError(f'{where}: cannot read reference image {path}: {err}') from None
             if img is None:
