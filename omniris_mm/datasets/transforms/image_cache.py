@@ -1,13 +1,15 @@
 """A per-process cache of decoded images, bounded in bytes.
 
-Small sets are read many times over in training: OmniShapes' 384 images are decoded 21 times per
-quickstart batch (targets and references), about 8 ms of the loader's 26-30 ms per batch, while all
-of them decoded take 21 MB. Neither mmcv's ``LoadImageFromFile`` nor mmengine's file backends keep
+Small sets are read many times over in training: a quickstart batch decodes 21 of OmniShapes' 384
+images (targets and references), about 8 ms of the loader's 23-28 ms per batch, while all 384
+decoded take 21 MB. Neither mmcv's ``LoadImageFromFile`` nor mmengine's file backends keep
 decoded pixels, and ``functools.lru_cache`` can neither bound the bytes it holds nor notice a file
 rewritten on disk; hence this small LRU.
 
 Only local files are cached, keyed by their absolute path, size and modification time (a rewritten
-file is read again) and the decoding settings. Every read returns a fresh copy, so a transform that
+file is read again; not one rewritten to the same size within the file system's timestamp
+resolution: turn the cache off, ``cache_bytes=0``, for images that change while a run reads them)
+and the decoding settings. Every read returns a fresh copy, so a transform that
 writes into its image in place cannot change what the next sample gets. The cache lives in the
 process that reads: each data-loader worker fills its own, and a bound of 0 turns it off.
 """
