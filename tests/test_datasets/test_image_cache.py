@@ -46,17 +46,30 @@ def test_same_pixels_as_mmcv_and_fresh_copies(color_type):
     path = photo()
     stock = LoadImageFromFile(color_type=color_type).transform({'img_path': path})['img']
     cached = CachedLoadImageFromFile(color_type=color_type, cache_bytes=64 * MIB)
-    first = cached.transform({'img_path': path})
-    first['img'][:] = 0  # a later transform writing in place
-    second = cached.transform({'img_path': path})
-    for out in (first, second):
+    outs = []
+    for _ in range(3):
+        outs.append(cached.transform({'img_path': path}))
+        outs[-1]['img'][:] = 0  # a later transform writing in place, into a miss and then into a hit
+    for out in outs:
         assert out['img_shape'] == out['ori_shape'] == stock.shape[:2]
-    np.testing.assert_array_equal(second['img'], stock)
-    assert second['img'].dtype == stock.dtype and second['img'].flags.writeable
-    assert (IMAGE_CACHE.misses, IMAGE_CACHE.hits, len(IMAGE_CACHE)) == (1, 1, 1)
+    np.testing.assert_array_equal(cached.transform({'img_path': path})['img'], stock)
+    assert outs[-1]['img'].dtype == stock.dtype and outs[-1]['img'].flags.writeable
+    assert (IMAGE_CACHE.misses, IMAGE_CACHE.hits, len(IMAGE_CACHE)) == (1, 3, 1)
     assert IMAGE_CACHE.nbytes == stock.nbytes
     floats = CachedLoadImageFromFile(color_type=color_type, to_float32=True).transform({'img_path': path})['img']
     assert floats.dtype == np.float32 and np.array_equal(floats, stock.astype(np.float32))
+
+
+def test_decoding_settings_are_kept_apart(tmp_path):
+    path = str(tmp_path / 'a.png')
+    img = np.random.default_rng(0).integers(0, 256, (6, 7, 3), dtype=np.uint8)
+    cv2.imwrite(path, img)
+    gray = CachedLoadImageFromFile(color_type='grayscale').transform({'img_path': path})['img']
+    color = CachedLoadImageFromFile(color_type='color').transform({'img_path': path})['img']
+    np.testing.assert_array_equal(gray, cv2.imread(path, cv2.IMREAD_GRAYSCALE))
+    assert gray.shape == (6, 7)
+    np.testing.assert_array_equal(color, img)
+    assert IMAGE_CACHE.misses == 2 and len(IMAGE_CACHE) == 2
 
 
 def test_no_cache_when_the_bound_is_zero():
@@ -102,7 +115,15 @@ def test_only_local_files_have_keys(tmp_path):
     path = str(tmp_path / 'a.png')
     cv2.imwrite(path, np.zeros((4, 4, 3), np.uint8))
     st = os.stat(path)
-    assert cache_key(path, 'color', 'cv2', None) == (osp.abspath(path), st.st_size, st.st_mtime_ns, 'color', 'cv2')
+    assert cache_key(path, 'color', 'cv2', None) == (
+        osp.abspath(path),
+        st.st_ino,
+        st.st_size,
+        st.st_mtime_ns,
+        st.st_ctime_ns,
+        'color',
+        'cv2',
+    )
     assert cache_key(path, 'color', 'cv2', dict(backend='local')) is not None
     assert cache_key(path, 'color', 'cv2', dict(backend='petrel')) is None
     assert cache_key('http://example.com/a.png', 'color', 'cv2', None) is None

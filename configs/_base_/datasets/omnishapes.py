@@ -9,6 +9,8 @@ backend_args = None
 color_type = 'color_ignore_orientation'
 # Decoded images kept per process (CachedLoadImageFromFile, LoadVisualPrompts' cache_bytes): all
 # 384 OmniShapes images take 21 MB decoded, read 21 times per training batch of the quickstart.
+# Substituted into the pipelines below when the config is read: to change it, set cache_bytes on
+# their steps (0 turns the cache off); a child config's image_cache does not reach them.
 image_cache = 64 * 2**20
 
 train_pipeline = [

@@ -6,10 +6,10 @@ decoded take 21 MB. Neither mmcv's ``LoadImageFromFile`` nor mmengine's file bac
 decoded pixels, and ``functools.lru_cache`` can neither bound the bytes it holds nor notice a file
 rewritten on disk; hence this small LRU.
 
-Only local files are cached, keyed by their absolute path, size and modification time (a rewritten
-file is read again; not one rewritten to the same size within the file system's timestamp
-resolution: turn the cache off, ``cache_bytes=0``, for images that change while a run reads them)
-and the decoding settings. Every read returns a fresh copy, so a transform that
+Only local files are cached, keyed by their absolute path, inode, size, modification and change
+times (a rewritten or replaced file is read again; not one rewritten in place to the same size
+within the file system's timestamp resolution: turn the cache off, ``cache_bytes=0``, for images
+that change while a run reads them) and the decoding settings. Every read returns a fresh copy, so a transform that
 writes into its image in place cannot change what the next sample gets. The cache lives in the
 process that reads: each data-loader worker fills its own, and a bound of 0 turns it off.
 """
@@ -79,7 +79,8 @@ def cache_key(path: str, color_type: str, backend: str, backend_args: Optional[d
         st = os.stat(path)
     except OSError:
         return None
-    return (os.path.abspath(path), st.st_size, st.st_mtime_ns, color_type, backend)
+    # ctime and inode as well: a copy that keeps the modification time (cp -p, rsync -a, tar) moves them.
+    return (os.path.abspath(path), st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, color_type, backend)
 
 
 def read_image(
