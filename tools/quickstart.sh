@@ -6,8 +6,8 @@
 #      negative exemplars;
 #   3. evaluates it on every test split (text, visual, omni), prints the OmniRIS table and writes
 #      one picture per test sample;
-#   4. scores the new prompt kinds: clicks (mIoU@1, NoC@85/90), boxes on the target, 5-shot exemplars and
-#      negative exemplars.
+#   4. beside step 3, scores the new prompt kinds: clicks (mIoU@1, NoC@85/90), boxes on the target, 5-shot
+#      exemplars and negative exemplars.
 # Usage: bash tools/quickstart.sh [WORK_DIR]   (default work_dirs/quickstart)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
