@@ -86,17 +86,18 @@ def profile_steps(cfg, iters: int = 30, warmup: int = 5, depth: int = 2) -> dict
 
 
 def main():
+    from mmengine.config import Config, DictAction
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config')
     parser.add_argument('--iters', type=int, default=30)
     parser.add_argument('--warmup', type=int, default=5)
     parser.add_argument('--depth', type=int, default=2, help="module levels to time (1: the model's children)")
     parser.add_argument('--threads', type=int, help='torch threads (default: as set up)')
-    parser.add_argument('--cfg-options', nargs='+', action='store', default=[], help='key=value, as in tools/train.py')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='key=value, as in tools/train.py')
     args = parser.parse_args()
 
     import torch
-    from mmengine.config import Config, DictAction
 
     import omniris_mm  # noqa: F401
 
@@ -104,9 +105,7 @@ def main():
         torch.set_num_threads(args.threads)
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
-        options = argparse.Namespace()
-        DictAction(option_strings=[], dest='options')(None, options, args.cfg_options)
-        cfg.merge_from_dict(options.options)
+        cfg.merge_from_dict(args.cfg_options)
     cfg.work_dir = tempfile.mkdtemp(prefix='train_step_profile_')
     cfg.log_level = 'WARNING'
     print(f'{args.config}: {args.warmup} + {args.iters} steps, {torch.get_num_threads()} threads')
