@@ -70,24 +70,28 @@ def test_sdpa_window_attention_equals_mmdet_with_and_without_shift():
     """Padding included: the fast form projects only the real tokens and gives the padding
     the projection of zero, which must equal mmdet's projection of the zero-padded map."""
     torch.manual_seed(0)
-    for shift in (0, 3):
+    # Padded (15 x 20 -> 18 x 24: 12 windows) and not (18 x 24), each with and without the shift:
+    # the four ways between the token map and the windows.
+    for shift, hw in ((0, (15, 20)), (3, (15, 20)), (0, (18, 24)), (3, (18, 24))):
         ref = ShiftWindowMSA(32, 4, window_size=6, shift_size=shift)
         torch.nn.init.normal_(ref.w_msa.relative_position_bias_table, std=1.0)
         torch.nn.init.normal_(ref.w_msa.qkv.bias, std=1.0)  # the padding's keys and values matter
         fast = swap_modules(copy.deepcopy(ref), window_attn='sdpa')
         assert type(fast) is SDPAShiftWindowMSA and type(fast.w_msa) is SDPAWindowMSA
         assert fast.state_dict().keys() == ref.state_dict().keys()
-        x = torch.randn(2, 15 * 20, 32, requires_grad=True)  # padded to 18 x 24: 12 windows
+        x = torch.randn(2, hw[0] * hw[1], 32, requires_grad=True)
         outs, grads = [], []
         for m in (ref, fast):
             x.grad = None
-            out = m(x, (15, 20))
+            out = m(x, hw)
             (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
             outs.append(out.detach())
             grads.append([x.grad.clone()] + [p.grad.clone() for p in m.parameters()])
         assert rel_l2(outs[1], outs[0]) < 1e-5
         for got, want in zip(grads[1], grads[0]):
             assert rel_l2(got, want) < 1e-4
+        with torch.no_grad():  # inference: SDPA's CPU flash kernel
+            assert rel_l2(fast(x, hw), ref(x, hw)) < 1e-5
     # The module alone too (a WindowMSA built outside a ShiftWindowMSA).
     alone = swap_modules(copy.deepcopy(ref.w_msa), window_attn='sdpa')
     windows = torch.randn(6, 36, 32)

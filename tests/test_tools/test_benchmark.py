@@ -150,3 +150,46 @@ def test_the_onnx_variant_answers_as_pytorch_from_one_export():
         assert onnx.prepare_s > 0
         runtimes.add(id(models['omni-onnx']))
     assert len(runtimes) == 1 and isinstance(models['omni-onnx'], ONNXRuntimeModel)
+
+
+def test_the_channels_last_variant_answers_as_the_fast_forms():
+    """``CASE-cl`` is the fast model's weights with the convolutions and the images in the
+    channels-last memory format: the same answers (to float rounding) on every inference case, the
+    fast model itself left as it was."""
+    import torch
+    from benchmark import FAST, INFERENCE_CASES, answer_change, make_case
+    from model_utils import build_model
+
+    options = {f'model.{part}.{k}': v for part, opts in FAST.items() for k, v in opts.items()}
+    fast = build_model(seed=0, options=options).eval()
+    models = {'omni-fast': fast}
+
+    def convs(m):  # those whose weights' layout the memory format changes: not 1 x 1 kernels or 1 input channel
+        return [x for x in m.modules() if isinstance(x, torch.nn.Conv2d) and min(x.weight[0].shape) > 1]
+
+    for case in INFERENCE_CASES:
+        plain, cl = make_case(f'{case}-fast', 128, models), make_case(f'{case}-cl', 128, models)
+        cl()
+        change = answer_change(plain.outputs(), cl.outputs())
+        assert change['max_rel_l2'] <= 1e-5, (case, change)
+        assert change['mask_agreement'] == 1.0, (case, change)
+    assert models['omni-cl'] is not fast
+    assert len(convs(fast)) >= 2  # the patch embedding's and the pixel decoder's 3 x 3
+    assert all(c.weight.is_contiguous(memory_format=torch.channels_last) for c in convs(models['omni-cl']))
+    assert not any(c.weight.is_contiguous(memory_format=torch.channels_last) for c in convs(fast))
+    # The images go in channels-last too, the same values.
+    from benchmark import channels_last, inference_data
+
+    data = inference_data(fast, 'visual', 128, fast.encode_references)
+    moved = channels_last(data)
+    for a, b in (
+        (data['inputs'], moved['inputs']),
+        (data['data_samples'][0].ref_inputs, moved['data_samples'][0].ref_inputs),
+    ):
+        assert b.is_contiguous(memory_format=torch.channels_last) and not a.is_contiguous(
+            memory_format=torch.channels_last
+        )
+        assert torch.equal(a, b)
+    # The channels-last model was built with the fast forms, from the fast model's weights.
+    cl_state, fast_state = models['omni-cl'].state_dict(), fast.state_dict()
+    assert all(torch.equal(cl_state[k], fast_state[k]) for k in fast_state)

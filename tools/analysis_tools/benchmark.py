@@ -33,7 +33,11 @@ products where the CPU has them; the answers move, by the printed amount); and, 
 cases, as ``CASE-onnx``: the same weights exported to ONNX (``omniris_mm.apis.onnx_runtime``,
 as ``tools/deployment/export_onnx.py`` writes them) and run by ONNX Runtime on the CPU with as many
 threads, the pre- and post-processing in Python as its runner does (the export time is printed;
-the ratios are to the case and to ``CASE-fast``, the PyTorch forms our configs build). For every inference
+the ratios are to the case and to ``CASE-fast``, the PyTorch forms our configs build); and as ``CASE-cl``:
+the fast forms with the convolutions' weights and the input images (target and reference) in the
+channels-last memory format, which oneDNN's convolutions prefer on the CPU (the patch embedding, the
+pixel decoder's convolutions; the rest of the model is matrix products on token rows, which no
+memory format changes). For every inference
 case timed with a variant, the benchmark prints how far the variant's outputs are from the
 case's (relative L2 of each output, and the share of mask pixels whose answer agrees).
 
@@ -49,6 +53,7 @@ Usage: python tools/analysis_tools/benchmark.py [--size 480] [--repeats 5] [--th
 """
 
 import argparse
+import copy
 import json
 import multiprocessing as mp
 import queue as queue_module
@@ -59,7 +64,7 @@ import time
 M2F_CONFIG = 'mmdet::mask2former/mask2former_swin-b-p4-w12-384_8xb2-lsj-50e_coco-panoptic.py'
 RELEASE_CONFIG = 'configs/omnisegnet/omnisegnet_swinb_release.py'
 BASE_CASES = ('text', 'visual', 'visual-cached', 'text+visual', 'train-step')
-VARIANT_SUFFIXES = ('-fast', '-bf16', '-compiled', '-cp', '-onnx')
+VARIANT_SUFFIXES = ('-fast', '-bf16', '-compiled', '-cp', '-onnx', '-cl')
 INFERENCE_CASES = tuple(c for c in BASE_CASES if c != 'train-step')
 # The cases each variant comes for: compiling and ONNX Runtime at inference, checkpointing in training.
 VARIANT_CASES = {
@@ -68,6 +73,7 @@ VARIANT_CASES = {
     '-compiled': INFERENCE_CASES,
     '-cp': ('train-step',),
     '-onnx': INFERENCE_CASES,
+    '-cl': INFERENCE_CASES,
 }
 CASES = (
     'm2f',
@@ -174,12 +180,13 @@ def is_train_case(case):
 
 def model_key(case):
     """The model a case runs (the cases of one key share it): m2f, release, omni, omni-fast,
-    omni-compiled or omni-onnx (the graphs of omni-fast's weights in ONNX Runtime)."""
+    omni-compiled, omni-onnx (the graphs of omni-fast's weights in ONNX Runtime) or omni-cl
+    (omni-fast's weights in the channels-last memory format)."""
     base, variant = split_variant(case)
     for anchor in ('m2f', 'release'):
         if base.startswith(anchor):
             return anchor
-    return {'': 'omni', '-compiled': 'omni-compiled', '-onnx': 'omni-onnx'}.get(variant, 'omni-fast')
+    return {'': 'omni', '-compiled': 'omni-compiled', '-onnx': 'omni-onnx', '-cl': 'omni-cl'}.get(variant, 'omni-fast')
 
 
 def train_groups(cases, alone_from=None):
@@ -261,6 +268,12 @@ def make_case(case, size, models, cp_stages=None):
         return onnx_case(case, size, models)
     precision = torch.autocast('cpu', dtype=torch.bfloat16, enabled=variant == '-bf16')
     key = model_key(with_variant(case, variant))
+    if key == 'omni-cl' and key not in models:
+        # A copy of the fast model (its weights); ``Module.to(memory_format=...)`` converts the 4-d
+        # tensors only, the convolutions' weights.
+        if 'omni-fast' not in models:
+            make_case(with_variant(case, '-fast'), size, models)
+        models[key] = copy.deepcopy(models['omni-fast']).to(memory_format=torch.channels_last)
     if key not in models:
         torch.manual_seed(0)
         models[key] = build_omnisegnet(fast=bool(variant), compile_modules=COMPILED if key == 'omni-compiled' else None)
@@ -278,6 +291,8 @@ def make_case(case, size, models, cp_stages=None):
         return train_step(model.train(), omni_batch(size, train_batch_size(case), text=False), precision, around)
     model.eval()
     data = inference_data(model, case, size, model.encode_references)
+    if variant == '-cl':
+        data = channels_last(data)
 
     def fn():
         with torch.no_grad(), precision:
@@ -303,6 +318,23 @@ def inference_data(model, case, size, encode_references):
         with torch.no_grad():
             sample.visual_tokens = encode_references(sample.ref_inputs, sample.ref_prompt_maps)
         sample.ref_inputs = sample.ref_inputs[:0]
+    return data
+
+
+def channels_last(data):
+    """The preprocessed batch ``data`` with its target images and the samples' reference images in
+    the channels-last memory format (the same values)."""
+    import torch
+
+    data = dict(
+        data,
+        inputs=data['inputs'].contiguous(memory_format=torch.channels_last),
+        data_samples=[sample.clone() for sample in data['data_samples']],
+    )
+    for sample in data['data_samples']:
+        refs = sample.get('ref_inputs')
+        if refs is not None and refs.dim() == 4:
+            sample.ref_inputs = refs.contiguous(memory_format=torch.channels_last)
     return data
 
 
@@ -474,7 +506,9 @@ def time_cases(cases, size, repeats, threads, cp_stages, queue):
             times[case].append(time.perf_counter() - start)
     changes = {}
     for case, fn in fns.items():
-        base = split_variant(case)[0]
+        base, variant = split_variant(case)
+        if variant == '-cl' and with_variant(base, '-fast') in fns:  # the same forms in another layout
+            base = with_variant(base, '-fast')
         if case != base and base in fns and hasattr(fn, 'outputs'):
             changes[case] = answer_change(fns[base].outputs(), fn.outputs())
     prepare = {case: fn.prepare_s for case, fn in fns.items() if hasattr(fn, 'prepare_s')}
@@ -594,9 +628,10 @@ def main():
             variant = with_variant(case, suffix)
             if case in results and variant in results:
                 ratios[f'{variant}/{case}'] = ratio(variant, case)
-    for case in INFERENCE_CASES:  # ONNX Runtime against the PyTorch forms our configs run
-        if f'{case}-onnx' in results and f'{case}-fast' in results:
-            ratios[f'{case}-onnx/{case}-fast'] = ratio(f'{case}-onnx', f'{case}-fast')
+    for case in INFERENCE_CASES:  # ONNX Runtime and channels-last against the PyTorch forms our configs run
+        for suffix in ('-onnx', '-cl'):
+            if f'{case}{suffix}' in results and f'{case}-fast' in results:
+                ratios[f'{case}{suffix}/{case}-fast'] = ratio(f'{case}{suffix}', f'{case}-fast')
     for n in args.train_batch_sizes:
         for anchor in (f'release-train-step@b{n}', f'm2f-train-step@b{n}'):
             for case in (f'train-step@b{n}', *(with_variant(f'train-step@b{n}', v) for v in VARIANT_SUFFIXES)):
@@ -635,7 +670,10 @@ def main():
                 line += f'; pays for itself after {seconds / (eager["median"] - later):.0f} images'
             print(line)
     if changes:
-        print('\nanswers of each variant against its case (the targets need the answers unchanged: 1e-4):')
+        print(
+            '\nanswers of each variant against its case (CASE-cl against CASE-fast where it ran; '
+            'the targets need the answers unchanged: 1e-4):'
+        )
     for case, c in changes.items():
         print(
             f'  {case:<20} max relative L2 {c["max_rel_l2"]:.1e} ({c["worst"]}), '

@@ -8,15 +8,17 @@
   it runs mmcv's kernel.
 - :class:`SDPAWindowMSA`: mmdet's Swin window attention through
   ``F.scaled_dot_product_attention`` (relative position bias and shift mask as one additive
-  mask), about 1.5x faster on the CPU; :class:`SDPAShiftWindowMSA` around it projects only the
-  real tokens, not the padding to a multiple of the window.
+  mask, built contiguous so that SDPA takes it without a copy), about 1.5x faster on the CPU;
+  :class:`SDPAShiftWindowMSA` around it projects only the real tokens, not the padding to a
+  multiple of the window, and moves the tokens into their shifted windows and back with one row
+  gather each way instead of mmdet's pad, roll, partition, reverse, roll and crop.
 
 Both only override ``forward``: their parameters, buffers and state-dict keys are the
 originals', so :func:`swap_modules` turns built modules into them in place (mmdet builds these
 modules inside its own layers, with no config hook for their class).
 """
 
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -50,20 +52,25 @@ def ms_deform_attn_gather(
     y = locations[..., 1] * h - 0.5
     x0, y0 = x.floor(), y.floor()
     fx, fy = x - x0, y - y0
-    start = level_start_index.view(levels, 1)
-    # The row of (batch, head) in the table of value rows: (B, 1, heads, 1, 1).
-    base = (torch.arange(b, device=value.device).view(b, 1, 1) * heads + torch.arange(heads, device=value.device)) * v
-    base = base.view(b, 1, heads, 1, 1)
+    gx, gy = 1 - fx, 1 - fy
+    # The value table's rows in the order of ``value`` itself, (batch, position, head): row
+    # ((batch * V + position) * heads + head), so the table is a view, not a permuted copy. The
+    # first row of each (batch, head, level): (B, 1, heads, levels, 1).
+    first = (torch.arange(b, device=value.device).view(b, 1, 1, 1, 1) * v + level_start_index.view(levels, 1)) * heads
+    first = first + torch.arange(heads, device=value.device).view(heads, 1, 1)
+    # Per axis, once for the two neighbouring columns (rows): inside the map, and the clamped offset.
+    xs, ys = (x0, x0 + 1), (y0, y0 + 1)
+    inside_x = [(xi >= 0) & (xi <= w - 1) for xi in xs]
+    inside_y = [(yi >= 0) & (yi <= h - 1) for yi in ys]
+    col = [torch.minimum(xi.clamp(min=0), w - 1).long() * heads for xi in xs]
+    row = [(torch.minimum(yi.clamp(min=0), h - 1) * w).long() * heads + first for yi in ys]
     index, weight = [], []
-    for dy, dx, corner in ((0, 0, (1 - fy) * (1 - fx)), (0, 1, (1 - fy) * fx), (1, 0, fy * (1 - fx)), (1, 1, fy * fx)):
-        xi, yi = x0 + dx, y0 + dy
-        inside = (xi >= 0) & (xi <= w - 1) & (yi >= 0) & (yi <= h - 1)
-        row = torch.minimum(yi.clamp(min=0), h - 1) * w + torch.minimum(xi.clamp(min=0), w - 1)
-        index.append(row.long() + start + base)
-        weight.append(corner * weights * inside)
+    for dy, dx, corner in ((0, 0, gy * gx), (0, 1, gy * fx), (1, 0, fy * gx), (1, 1, fy * fx)):
+        index.append(row[dy] + col[dx])
+        weight.append(corner * weights * (inside_y[dy] & inside_x[dx]))
     index = torch.stack(index, -1).reshape(b * q * heads, -1)
     weight = torch.stack(weight, -1).reshape(b * q * heads, -1)
-    table = value.permute(0, 2, 1, 3).reshape(b * heads * v, c)
+    table = value.reshape(b * v * heads, c)
     dtype = torch.promote_types(table.dtype, weight.dtype)  # under autocast the value may be bfloat16
     out = F.embedding_bag(index, table.to(dtype), per_sample_weights=weight.to(dtype), mode='sum')
     return out.view(b, q, heads * c)
@@ -94,7 +101,9 @@ class GatherMSDeformAttn(MultiScaleDeformableAttention):
             query, value = query.permute(1, 0, 2), value.permute(1, 0, 2)
         b, q, _ = query.shape
         value = self.value_proj(value)
-        if key_padding_mask is not None:
+        # A mask with no padding changes nothing; on the CPU its copy of the values is skipped (on
+        # CUDA the check would wait for the device).
+        if key_padding_mask is not None and (value.is_cuda or key_padding_mask.any()):
             value = value.masked_fill(key_padding_mask[..., None], 0.0)
         value = value.view(b, value.shape[1], self.num_heads, -1)
         offsets = self.sampling_offsets(query).view(b, q, self.num_heads, self.num_levels, self.num_points, 2)
@@ -136,7 +145,9 @@ class SDPAWindowMSA(WindowMSA):
         c = c3 // 3
         q, k, v = qkv.reshape(b, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
         bias = self.relative_position_bias_table[self.relative_position_index.view(-1)].view(n, n, -1)
-        bias = bias.permute(2, 0, 1)[None]  # (1, heads, N, N)
+        # (1, heads, N, N), contiguous: the sum with the shift mask then is too, and SDPA takes it
+        # as it is (from the permuted table the sum came out heads-last, and SDPA copied it).
+        bias = bias.permute(2, 0, 1).contiguous()[None]
         dropout = self.attn_drop.p if self.training else 0.0
         if mask is not None:
             windows = mask.shape[0]
@@ -157,36 +168,65 @@ class SDPAWindowMSA(WindowMSA):
 
 
 class SDPAShiftWindowMSA(ShiftWindowMSA):
-    """mmdet's ``ShiftWindowMSA`` with its window attention in :class:`SDPAWindowMSA` form and
-    no projection of the padding: mmdet pads the tokens with zeros to a multiple of the window
-    and projects all of them (at 480 x 480, Swin-B's stride-16 map of 30 x 30 becomes 36 x 36 and
-    the stride-32 map of 15 x 15 becomes 24 x 24). Here the input projection runs on the real
-    tokens only and the padding gets its value, the projection bias (the projection of zero);
-    the output projection runs after the padding is cropped. Same value, fewer products; the
-    shift mask is built once per padded size."""
+    """mmdet's ``ShiftWindowMSA`` with its window attention in :class:`SDPAWindowMSA` form, no
+    projection of the padding and one copy each way between the token map and the windows.
+
+    mmdet pads the tokens with zeros to a multiple of the window (at 480 x 480, Swin-B's stride-16
+    map of 30 x 30 becomes 36 x 36 and the stride-32 map of 15 x 15 becomes 24 x 24), projects all
+    of them, rolls the map by the shift, cuts it into windows, and after the attention puts the
+    windows back, rolls back and crops: five copies of the map. Here the input projection runs on
+    the real tokens only; one gather (:meth:`_window_index`) puts each token where the padding, the
+    roll and the windows would have put it, and the padding's slots get their value, the projection
+    of zero (the bias); after the attention one gather takes each real token's row back, in order,
+    and the output projection runs on them. Pure data movement around the same products: the same
+    value as mmdet's module (tested, with gradients). The shift mask and the indices are built once
+    per map size."""
 
     def forward(self, query: Tensor, hw_shape) -> Tensor:
         b, length, c = query.shape
         h, w = hw_shape
         assert length == h * w, 'input feature has wrong size'
-        msa, ws, shift = self.w_msa, self.window_size, self.shift_size
-        qkv = F.linear(query, msa.qkv.weight).view(b, h, w, 3 * c)
-        pad_r, pad_b = (ws - w % ws) % ws, (ws - h % ws) % ws
-        qkv = F.pad(qkv, (0, 0, 0, pad_r, 0, pad_b))
-        if msa.qkv.bias is not None:
-            qkv = qkv + msa.qkv.bias
+        msa, ws = self.w_msa, self.window_size
+        pad_r, pad_b = (-w) % ws, (-h) % ws
+        qkv = msa.qkv(query)  # (B, h * w, 3C), the real tokens only
+        if self.shift_size == 0 and not (pad_r or pad_b):
+            # Windows are a permutation of a view: mmdet's partition and reverse, one copy each.
+            out = msa.attend(self.window_partition(qkv.view(b, h, w, 3 * c)).view(-1, ws * ws, 3 * c))
+            x = self.window_reverse(out.view(-1, ws, ws, c), h, w).view(b, -1, c)
+            return self.drop(msa.proj_drop(msa.proj(x)))
         hp, wp = h + pad_b, w + pad_r
-        mask = None
-        if shift > 0:
-            qkv = torch.roll(qkv, shifts=(-shift, -shift), dims=(1, 2))
-            mask = self._shift_mask(hp, wp, qkv.device)
-        out = msa.attend(self.window_partition(qkv).view(-1, ws * ws, 3 * c), mask)
-        x = self.window_reverse(out.view(-1, ws, ws, c), hp, wp)
-        if shift > 0:
-            x = torch.roll(x, shifts=(shift, shift), dims=(1, 2))
-        x = x[:, :h, :w] if pad_r or pad_b else x
-        x = msa.proj_drop(msa.proj(x.reshape(b, h * w, c)))
-        return self.drop(x)
+        source, padding, back = self._window_index(h, w, hp, wp, query.device)
+        windows = _rows(qkv, source)  # (B, windows * N, 3C), window by window
+        if len(padding):  # the projection of zero
+            windows[:, padding] = 0.0 if msa.qkv.bias is None else msa.qkv.bias.to(windows.dtype)
+        mask = self._shift_mask(hp, wp, query.device) if self.shift_size > 0 else None
+        out = msa.attend(windows.view(-1, ws * ws, 3 * c), mask)  # (B * windows, N, C)
+        x = _rows(out.view(b, -1, c), back)  # (B, h * w, C), the real tokens in order
+        return self.drop(msa.proj_drop(msa.proj(x)))
+
+    def _window_index(self, h: int, w: int, hp: int, wp: int, device) -> Tuple[Tensor, Tensor, Tensor]:
+        """For an h x w map padded to hp x wp: ``source`` (windows * N,) the token each window slot
+        takes (slot order: windows row by row, then the tokens of a window row by row, of the map
+        rolled by minus the shift, as mmdet's ``window_partition`` after ``torch.roll``; 0 for a
+        padding slot), ``padding`` the padding's slots, ``back`` (h * w,) each token's slot."""
+        cache = self.__dict__.setdefault('_window_indices', {})
+        key = (h, w, hp, wp, str(device))
+        if key not in cache:
+            ws, shift = self.window_size, self.shift_size
+            # The padded, rolled map's position (Y, X) holds the padded map's ((Y + s) % hp, (X + s) % wp).
+            ys = (torch.arange(hp) + shift) % hp
+            xs = (torch.arange(wp) + shift) % wp
+            token = ys[:, None] * w + xs[None, :]
+            real = (ys[:, None] < h) & (xs[None, :] < w)
+            token = torch.where(real, token, -1)
+            # Cut into windows: (hp / ws, ws, wp / ws, ws) -> (hp / ws, wp / ws, ws, ws).
+            token = token.view(hp // ws, ws, wp // ws, ws).permute(0, 2, 1, 3).reshape(-1)
+            padding = (token < 0).nonzero().flatten()
+            back = torch.empty(h * w, dtype=torch.long)
+            slots = (token >= 0).nonzero().flatten()
+            back[token[slots]] = slots
+            cache[key] = (token.clamp(min=0).to(device), padding.to(device), back.to(device))
+        return cache[key]
 
     def _shift_mask(self, hp: int, wp: int, device) -> Tensor:
         """mmdet's shifted-window mask (windows, N, N): -100 between tokens of different
@@ -203,6 +243,15 @@ class SDPAShiftWindowMSA(ShiftWindowMSA):
             diff = windows.unsqueeze(1) - windows.unsqueeze(2)
             cache[key] = torch.zeros_like(diff).masked_fill(diff != 0, -100.0)
         return cache[key]
+
+
+def _rows(x: Tensor, index: Tensor) -> Tensor:
+    """``x[:, index]`` for x (B, L, C) and index (M,): (B, M, C), as one ``embedding`` (a row gather,
+    faster on the CPU than ``index_select`` along the middle dimension; differentiable in x)."""
+    b, length, c = x.shape
+    if b > 1:
+        index = index + torch.arange(b, device=index.device)[:, None] * length
+    return F.embedding(index, x.reshape(b * length, c)).view(b, -1, c)
 
 
 def swap_modules(root: torch.nn.Module, deform_attn: Optional[str] = None, window_attn: Optional[str] = None):
