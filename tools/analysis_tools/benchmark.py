@@ -271,9 +271,7 @@ def make_case(case, size, models, cp_stages=None):
     if key == 'omni-cl' and key not in models:
         # A copy of the fast model (its weights); ``Module.to(memory_format=...)`` converts the 4-d
         # tensors only, the convolutions' weights.
-        if 'omni-fast' not in models:
-            make_case(with_variant(case, '-fast'), size, models)
-        models[key] = copy.deepcopy(models['omni-fast']).to(memory_format=torch.channels_last)
+        models[key] = copy.deepcopy(fast_model(case, size, models)).to(memory_format=torch.channels_last)
     if key not in models:
         torch.manual_seed(0)
         models[key] = build_omnisegnet(fast=bool(variant), compile_modules=COMPILED if key == 'omni-compiled' else None)
@@ -321,6 +319,13 @@ def inference_data(model, case, size, encode_references):
     return data
 
 
+def fast_model(case, size, models):
+    """The fast forms' model of ``models``, built by ``case``'s fast variant if no case has built it."""
+    if 'omni-fast' not in models:
+        make_case(with_variant(case, '-fast'), size, models)
+    return models['omni-fast']
+
+
 def channels_last(data):
     """The preprocessed batch ``data`` with its target images and the samples' reference images in
     the channels-last memory format (the same values)."""
@@ -351,9 +356,7 @@ def onnx_case(case, size, models):
     from omniris_mm.apis.onnx_runtime import ONNXRuntimeModel, export_model
 
     if 'omni-onnx' not in models:
-        if 'omni-fast' not in models:
-            make_case(with_variant(case, '-fast'), size, models)
-        model = models['omni-fast'].eval()
+        model = fast_model(case, size, models).eval()
         folder = tempfile.mkdtemp(prefix='omniris_onnx_')
         try:
             start = time.perf_counter()
