@@ -1,281 +1,354 @@
 """``OmniRISInferencer``: segment what a text and/or visual prompts refer to, from Python."""
 
+import copy
 import hashlib
+import json
+import math
 import os
 import os.path as osp
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import mmcv
 import numpy as np
+import pycocotools.mask as mask_utils
 import torch
 from mmcv.transforms import Compose
 from mmdet.registry import MODELS, VISUALIZERS
-from mmengine.config import Config
+from mmengine.config import Config, ConfigDict
 from mmengine.dataset import pseudo_collate
+from mmengine.fileio import list_dir_or_file
+from mmengine.infer import BaseInferencer
+from mmengine.logging import print_log
 from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
+from rich.progress import track
 
-from ..datasets.transforms.prompts import box_prompt, click_prompts
+from ..datasets.transforms import OmniInferencerLoader, OmniResize
+from ..datasets.utils import PromptError
+from ..utils import BytesLRUCache
 
 ImageType = Union[str, np.ndarray]
-PROMPT_KINDS = ('mask', 'box', 'scribble')
+InputsType = Union[ImageType, dict, Sequence[Union[ImageType, dict]]]
+PROMPT_ARGS = ('text', 'visual_prompts', 'points', 'target_box', 'target_scribble')
+IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif', '.tiff', '.webp')
+# The steps of a test pipeline that read annotations: an inference request has none.
+ANNOTATION_STEPS = ('LoadOmniAnnotations', 'LoadAnnotations', 'LoadFewShotSegMap')
+TARGET_LOADERS = ('LoadImageFromFile', 'CachedLoadImageFromFile')
+# Swin-B's visual tokens of a reference are 20 x 768 float32 (60 KiB): this keeps about a thousand.
+DEFAULT_TOKEN_CACHE_BYTES = 64 * 2**20
 
 
-def _digest(*parts) -> str:
+def _type_name(step: dict) -> str:
+    kind = step.get('type')
+    return (kind if isinstance(kind, str) else getattr(kind, '__name__', str(kind))).split('.')[-1]
+
+
+def list_images(folder: str) -> List[str]:
+    """The images of ``folder`` (by extension, sorted by name)."""
+    files = sorted(f for f in list_dir_or_file(folder, list_dir=False) if f.lower().endswith(IMG_EXTENSIONS))
+    if not files:
+        raise FileNotFoundError(f'{folder}: the folder has no image ({", ".join(IMG_EXTENSIONS)})')
+    return [osp.join(folder, f) for f in files]
+
+
+def config_test_pipeline(cfg: Config) -> list:
+    """The test pipeline of ``cfg``: its ``test_pipeline``, else the test dataset's (the first
+    dataset's, for a ``ConcatDataset``)."""
+    if cfg.get('test_pipeline'):
+        return cfg.test_pipeline
+    dataset = cfg.get('test_dataloader', {}).get('dataset', {})
+    while dataset and 'pipeline' not in dataset and dataset.get('datasets'):
+        dataset = dataset['datasets'][0]
+    if not dataset or not dataset.get('pipeline'):
+        raise ValueError('the config has neither test_pipeline nor test_dataloader.dataset.pipeline')
+    return dataset['pipeline']
+
+
+def _digest(*arrays: torch.Tensor) -> str:
     h = hashlib.sha1()
-    for part in parts:
-        h.update(part.tobytes() if isinstance(part, np.ndarray) else str(part).encode())
-        if isinstance(part, np.ndarray):
-            h.update(str(part.shape).encode())
+    for a in arrays:
+        a = a.contiguous().cpu()
+        h.update(str((tuple(a.shape), str(a.dtype))).encode())
+        h.update(a.numpy().tobytes())
     return h.hexdigest()
 
 
-class OmniRISInferencer:
-    """Omni-referring segmentation in the manner of mmdet's ``DetInferencer``.
+def encode_rle(mask: np.ndarray) -> dict:
+    """A bool (H, W) mask as COCO RLE with a str ``counts`` (JSON-ready)."""
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return dict(size=[int(v) for v in rle['size']], counts=rle['counts'].decode('ascii'))
 
-    One call takes a target image (a path, or an (H, W, 3) BGR array as mmcv reads
-    it) with a ``text`` and/or ``visual_prompts``; each visual prompt is a dict with
-    ``image`` (the reference, path or BGR array) and exactly one of ``mask`` (an (H, W)
-    array of the reference's size), ``box`` (``x1, y1, x2, y2`` in its pixels) or
-    ``scribble`` (an (H, W) array of the strokes); ``negative=True`` makes it a negative
-    exemplar ("not like this": the answer leaves out objects of its kind). A list of such dicts (keys
-    ``image``, ``text``, ``visual_prompts`` and those below) is a batch.
 
-    Prompts on the target image itself mean that one object: ``points`` (clicks
-    ``(x, y, 1)`` positive or ``(x, y, 0)`` negative, in the target's pixels; the
-    negative ones form a ``neg_click`` prompt of their own), ``target_box``
-    (``x1, y1, x2, y2``) and ``target_scribble`` (an (H, W) array of the target's
-    size). They combine with a text and references in one pass. :meth:`refine`
-    adds a click to a previous answer's prompts (the interactive loop).
+class OmniRISInferencer(BaseInferencer):
+    """Omni-referring segmentation on mmengine's ``BaseInferencer``, in the manner of mmdet's
+    ``DetInferencer``.
 
-    The visual tokens of each reference (image + prompt) are computed once and kept
-    (``cache_references``): a reference that serves many targets, as in few-shot use,
-    costs its backbone and prompt-encoder pass once (``num_reference_passes`` counts).
+    ``inputs`` is a target image (a path or an (H, W, 3) BGR array as mmcv reads it), a folder of
+    target images, a request dict (``image`` and the prompt arguments below), or a list of any of
+    these. The prompt arguments given to the call apply to every input; a request dict's own keys
+    take their place. The prompts are:
 
-    Each answer is a dict: ``union_mask`` (H, W) bool at the target's size,
-    ``masks`` (k, H, W) bool and ``scores`` (k,) of the instances (none when no
-    target), ``no_target`` and ``no_target_score``, and ``inputs``: the prompts it
-    answers (for :meth:`refine`).
+    - ``text``: a referring expression;
+    - ``visual_prompts``: dicts of ``image`` (the reference, a path or BGR array) and exactly one of
+      ``mask`` (an (H, W) array of the reference's size), ``box`` (``x1, y1, x2, y2`` in its pixels)
+      or ``scribble`` (an (H, W) array of the strokes); ``negative=True`` makes it a negative
+      exemplar ("not like this": the answer leaves out objects of its kind);
+    - on the target itself, meaning that one object: ``points`` (clicks ``(x, y, 1)`` positive or
+      ``(x, y, 0)`` negative, in the target's pixels), ``target_box`` (``x1, y1, x2, y2``) and
+      ``target_scribble`` (an (H, W) array of the target's size).
+
+    A request runs through the config's own test pipeline: its file loaders are replaced by
+    ``OmniInferencerLoader`` (arrays or paths, with the loader's settings) and
+    ``LoadRequestPrompts`` (which checks every prompt and names what is wrong), its annotation
+    loaders are dropped, and everything else (resizing, ``SynthesizePromptMaps``, packing) runs as
+    in testing. The call returns ``dict(predictions=..., visualization=...)``; each prediction is a
+    dict: ``union_mask`` (H, W) bool at the target's size, ``masks`` (k, H, W) bool and ``scores``
+    (k,) of the instances (none when no target), ``no_target`` and ``no_target_score``, ``notes``
+    (what was changed in the prompts: a box clipped to its image) and ``inputs`` (the request it
+    answers, for :meth:`refine`); with ``return_datasamples`` the model's ``DetDataSample`` instead.
+
+    The visual tokens of each reference (image and prompt map as the model sees them) are kept in a
+    least-recently-used cache bounded in bytes: a reference that serves many targets, as in
+    few-shot use, costs one backbone and prompt-encoder pass (``num_reference_passes`` counts them).
 
     Args:
-        model (str | Config): Config file or object (``model`` and a test pipeline
-            with ``OmniResize``).
-        weights (str, optional): Checkpoint.
-        device (str, optional): Defaults to CUDA when available.
+        model (str | Config, optional): A config file or object, or a model name of
+            ``model-index.yml`` (its config, and its weights when the metafile gives them).
+        weights (str, optional): Checkpoint; wins over the metafile's.
+        device (str, optional): Defaults to the available accelerator, else the CPU.
+        scope (str): The registry scope of the configs. Defaults to ``'mmdet'``.
+        show_progress (bool): A progress bar while more than one batch runs. Defaults to True.
         cache_references (bool): Keep reference tokens between calls. Defaults to True.
-        init_weights (bool): Without ``weights``, initialise the model (pretrained parts from
+        token_cache_bytes (int): The reference-token cache's budget. Defaults to 64 MiB.
+        init_weights (bool): Without weights, initialise the model (its pretrained parts from
             their sources). Defaults to True.
     """
 
+    preprocess_kwargs: set = set()
+    forward_kwargs: set = set()
+    visualize_kwargs: set = {'return_vis', 'show', 'wait_time', 'pred_score_thr', 'img_out_dir', 'no_save_vis'}
+    postprocess_kwargs: set = {'print_result', 'pred_out_dir', 'return_datasamples', 'no_save_pred'}
+
     def __init__(
         self,
-        model: Union[str, Config],
+        model: Union[str, Config, None] = None,
         weights: Optional[str] = None,
         device: Optional[str] = None,
+        scope: Optional[str] = 'mmdet',
+        show_progress: bool = True,
         cache_references: bool = True,
+        token_cache_bytes: int = DEFAULT_TOKEN_CACHE_BYTES,
         init_weights: bool = True,
     ):
         import omniris_mm  # noqa: F401  (registers the modules)
 
-        self.cfg = model if isinstance(model, Config) else Config.fromfile(model)
-        init_default_scope(self.cfg.get('default_scope', 'mmdet'))
-        self.model = MODELS.build(self.cfg.model)
-        if weights:
-            load_checkpoint(self.model, weights, map_location='cpu')
-        elif init_weights:  # off: the model only serves its pre- and post-processing (ONNX Runtime runner)
-            self.model.init_weights()
-        self.device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
-        self.model.to(self.device).eval()
-        synth = self._find_step(self.cfg, 'SynthesizePromptMaps') or {}
-        # Clicks are drawn as in training: disks of click_radius at base_size, scaled with the image.
-        self.click_radius = float(synth.get('click_radius', 5.0))
-        self.base_size = int(synth.get('base_size', 480))
-        self.pipeline = Compose(
-            [
-                dict(self._test_resize(self.cfg)),
-                dict(
-                    type='PackOmniInputs',
-                    meta_keys=('img_path', 'ori_shape', 'img_shape', 'scale_factor', 'text', 'prompt_types'),
-                ),
-            ]
-        )
+        init_default_scope(scope)
+        self._init_weights = init_weights
+        super().__init__(model, weights, device, scope, show_progress)
         self.cache_references = cache_references
-        self._ref_tokens: Dict[str, torch.Tensor] = {}
+        self.token_cache = BytesLRUCache(token_cache_bytes if cache_references else 0)
         self.num_reference_passes = 0
-        self._visualizer = None
+        self._num_arrays = 0
+
+    # -- building ---------------------------------------------------------------------
+    def _load_model_from_metafile(self, model: str) -> Tuple[Config, Optional[str]]:
+        root = self._get_repo_or_mim_dir('omniris_mm')
+        names = []
+        for entry in self._get_models_from_metafile(root):
+            aliases = entry.get('Alias', [])
+            aliases = [aliases] if isinstance(aliases, str) else list(aliases)
+            names.append(entry['Name'])
+            if model.lower() in [entry['Name'].lower()] + [a.lower() for a in aliases]:
+                weights = entry.get('Weights')
+                weights = weights[0] if isinstance(weights, list) else weights
+                return Config.fromfile(osp.join(root, entry['Config'])), weights
+        raise ValueError(
+            f'{model!r} is neither a config file nor a model name of {osp.join(root, "model-index.yml")} '
+            f'(its models: {", ".join(names)})'
+        )
+
+    def _init_model(self, cfg: ConfigDict, weights: Optional[str], device: str = 'cpu') -> torch.nn.Module:
+        model = MODELS.build(cfg.model)
+        if weights:
+            load_checkpoint(model, weights, map_location='cpu')
+        elif self._init_weights:  # off: the model only serves its pre- and post-processing (ONNX Runtime)
+            model.init_weights()
+        model.cfg = cfg
+        return model.to(device).eval()
+
+    def _init_pipeline(self, cfg: ConfigDict) -> Compose:
+        steps, loader, prompts, synth, pack = [], None, None, None, None
+        for step in copy.deepcopy(config_test_pipeline(cfg)):
+            name = _type_name(step)
+            if name in ANNOTATION_STEPS:
+                continue
+            if name in TARGET_LOADERS and loader is None:
+                step = loader = dict(type='OmniInferencerLoader', loader=step)
+            elif name == 'LoadVisualPrompts':
+                step = prompts = dict(step, type='LoadRequestPrompts')
+            elif name == 'SynthesizePromptMaps':
+                synth = step
+            elif name == 'PackOmniInputs':
+                pack = step
+                if step.get('meta_keys') is not None:
+                    extra = [k for k in ('record_id', 'prompt_notes') if k not in step['meta_keys']]
+                    step['meta_keys'] = tuple(step['meta_keys']) + tuple(extra)
+            steps.append(step)
+        if loader is None or pack is None:
+            raise ValueError(
+                f'the test pipeline needs an image loader ({" or ".join(TARGET_LOADERS)}) and PackOmniInputs; '
+                f'it has {[_type_name(s) for s in steps]}'
+            )
+        # A text-only test pipeline: the prompts of a request are read and drawn as in the others.
+        if prompts is None:
+            steps.insert(steps.index(loader) + 1, dict(type='LoadRequestPrompts'))
+        if synth is None:
+            steps.insert(steps.index(pack), dict(type='SynthesizePromptMaps'))
+        return Compose(steps)
+
+    def _init_collate(self, cfg: ConfigDict):
+        return pseudo_collate  # a request is never skipped: the test loader's omni_collate is not needed
+
+    def _init_visualizer(self, cfg: ConfigDict):
+        vis_cfg = dict(cfg.get('visualizer', None) or {})
+        vis_cfg.update(type='OmniRISVisualizer', name=f'omniris_inferencer_{id(self)}', vis_backends=None)
+        return VISUALIZERS.build(vis_cfg)
 
     @property
-    def input_size(self) -> Optional[tuple]:
+    def input_size(self) -> Optional[Tuple[int, int]]:
         """(h, w) every image is resized to by the test pipeline; None when it keeps the aspect ratio."""
-        step = self._test_resize(self.cfg)
-        if step.get('keep_ratio', False) or step.get('scale') is None:  # mmdet's Resize: keep_ratio=False
+        resize = [t for t in self.pipeline.transforms if isinstance(t, OmniResize)]
+        if not resize:
+            raise ValueError('the test pipeline has no OmniResize: the input size is unknown')
+        if resize[0].keep_ratio or resize[0].scale is None:
             return None
-        w, h = step['scale'] if isinstance(step['scale'], (tuple, list)) else (step['scale'], step['scale'])
+        w, h = resize[0].scale
         return int(h), int(w)
 
-    @staticmethod
-    def _find_step(cfg: Config, kind: str) -> Optional[dict]:
-        pipelines = [cfg.get('test_pipeline')] + [cfg.get('test_dataloader', {}).get('dataset', {}).get('pipeline')]
-        for pipeline in pipelines:
-            for step in pipeline or []:
-                if step.get('type') == kind:
-                    return step
-        return None
+    # -- inputs -----------------------------------------------------------------------
+    def _inputs_to_list(self, inputs: InputsType, **prompts) -> List[dict]:
+        """One request dict per target: a folder is its images (sorted), and the call's prompt
+        arguments fill what a request does not give itself."""
+        if isinstance(inputs, str) and osp.isdir(inputs):
+            inputs = list_images(inputs)
+        items = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+        if not items:
+            raise PromptError('no input: give a target image, a folder, a request dict or a list of them')
+        defaults = {k: v for k, v in prompts.items() if v is not None}
+        requests = []
+        for i, item in enumerate(items):
+            if isinstance(item, dict):
+                unknown = sorted(set(item) - {'image', *PROMPT_ARGS})
+                if unknown or item.get('image') is None:
+                    raise PromptError(
+                        f'input {i}: a request is a dict of image= (the target) and {", ".join(PROMPT_ARGS)}; '
+                        f'got {sorted(item)}'
+                    )
+                request = {**defaults, **{k: v for k, v in item.items() if v is not None}}
+            elif isinstance(item, (str, np.ndarray)):
+                request = dict(defaults, image=item)
+            else:
+                raise PromptError(
+                    f'input {i}: expected an image path, an (H, W, 3) BGR array or a request dict, '
+                    f'got {type(item).__name__}'
+                )
+            requests.append(request)
+        return requests
 
-    @classmethod
-    def _test_resize(cls, cfg: Config) -> dict:
-        step = cls._find_step(cfg, 'OmniResize')
-        if step is None:
-            raise ValueError('the config has no OmniResize in its test pipeline: the input size is unknown')
-        return step
-
-    # -- inputs ---------------------------------------------------------------------
-    @staticmethod
-    def _read(image: ImageType, what: str) -> np.ndarray:
+    def pack(self, request: dict, index: int = 0) -> dict:
+        """One request through the test pipeline: ``inputs`` and ``data_samples`` as a dataset gives them."""
+        image = request['image']
+        results = dict(record_id=f'input {index}', text=request.get('text'))
+        results['request'] = {k: request[k] for k in PROMPT_ARGS[1:] if request.get(k) is not None}
         if isinstance(image, str):
-            try:
-                img = mmcv.imread(image)
-            except (FileNotFoundError, OSError) as err:
-                raise FileNotFoundError(f'{what}: cannot read {image} ({err})') from None
-            if img is None:
-                raise FileNotFoundError(f'{what}: {image} is not a decodable image')
-            return img
-        image = np.asarray(image)
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise ValueError(f'{what}: expected an (H, W, 3) uint8 BGR array, got {image.shape} {image.dtype}')
-        return image
-
-    def _prompt(self, spec: dict, where: str) -> dict:
-        kinds = [k for k in PROMPT_KINDS if spec.get(k) is not None]
-        if len(kinds) != 1 or 'image' not in spec:
-            raise ValueError(f'{where}: give image= and exactly one of {PROMPT_KINDS}, got {sorted(spec)}')
-        kind = kinds[0]
-        img = self._read(spec['image'], where)
-        h, w = img.shape[:2]
-        if kind == 'box':
-            x1, y1, x2, y2 = [float(v) for v in spec['box']]
-            region = np.zeros((h, w), np.uint8)
-            region[max(0, int(y1)) : min(h, int(np.ceil(y2))), max(0, int(x1)) : min(w, int(np.ceil(x2)))] = 1
-            prompt_map = box_prompt(region)
+            results['img_path'] = image
         else:
-            region = np.asarray(spec[kind]) > 0
-            if region.shape != (h, w):
-                raise ValueError(f'{where}: {kind} is {region.shape[:2]} but the reference image is {(h, w)}')
-            prompt_map = region.astype(np.uint8)
-        if not prompt_map.any():
-            raise ValueError(f'{where}: the {kind} prompt selects no pixel of the reference image')
-        source = spec['image'] if isinstance(spec['image'], str) else img
-        key = _digest(source, kind, prompt_map)
-        out = dict(img=img, img_shape=(h, w), ori_shape=(h, w), ref_mask=prompt_map.copy(), prompt_map=prompt_map,
-                   prompt_type=kind, cache_key=key)  # fmt: skip
-        if spec.get('negative'):  # the tokens are the same; the type embedding says "not like this"
-            out['negative'] = True
-        return out
+            results['img'] = image
+        return self.pipeline(results)
 
-    def _target_prompts(self, item: dict, img: np.ndarray, where: str) -> List[dict]:
-        """The prompts drawn on the target itself (see the class docstring), as references that
-        are the target image."""
-        h, w = img.shape[:2]
-        maps = []
-        if item.get('points') is not None:
-            radius = self.click_radius * np.sqrt(h * w) / self.base_size
-            try:
-                maps += [(kind, m) for kind, m, _ in click_prompts(item['points'], (h, w), radius)]
-            except ValueError as err:
-                raise ValueError(f'{where}: points: {err}') from None
-        for kind, key in (('box', 'target_box'), ('scribble', 'target_scribble')):
-            if item.get(key) is not None:
-                prompt = self._prompt(dict(image=img, **{kind: item[key]}), f'{where} {key}')
-                maps.append((key, prompt['prompt_map']))
-        prompts = []
-        for kind, prompt_map in maps:
-            prompts.append(
-                dict(
-                    img=img,
-                    img_shape=(h, w),
-                    ori_shape=(h, w),
-                    ref_mask=prompt_map.copy(),
-                    prompt_map=prompt_map,
-                    prompt_type=kind,
-                    on_target=True,
-                    cache_key=_digest(img, kind, prompt_map),
-                )  # fmt: skip
-            )
-        return prompts
+    def preprocess(self, inputs: List[dict], batch_size: int = 1, **kwargs):
+        """Yields each batch of requests with its collated data."""
+        for start in range(0, len(inputs), batch_size):
+            chunk = inputs[start : start + batch_size]
+            yield chunk, self.collate_fn([self.pack(r, start + i) for i, r in enumerate(chunk)])
 
-    def _sample(self, item: dict, index: int) -> dict:
-        where = f'input {index}'
-        img = self._read(item['image'], where)
-        prompts = [
-            self._prompt(p, f'{where} visual prompt {j}') for j, p in enumerate(item.get('visual_prompts') or [])
-        ]
-        prompts += self._target_prompts(item, img, where)
-        text = item.get('text') or None
-        if text is None and not prompts:
-            raise ValueError(f'{where}: give a text, visual prompts and/or prompts on the target')
-        h, w = img.shape[:2]
-        results = dict(
-            img=img,
-            img_shape=(h, w),
-            ori_shape=(h, w),
-            img_path=item['image'] if isinstance(item['image'], str) else None,
-            text=text,
-            visual_prompts=prompts,
-        )
-        return self.pipeline(results), [p['cache_key'] for p in prompts]
-
-    # -- running --------------------------------------------------------------------
+    # -- running ----------------------------------------------------------------------
     def __call__(
         self,
-        image: Union[ImageType, Sequence[dict]],
-        text: Optional[str] = None,
-        visual_prompts: Sequence[dict] = (),
+        inputs: InputsType,
         batch_size: int = 1,
-        out_dir: Optional[str] = None,
+        return_vis: bool = False,
+        show: bool = False,
+        wait_time: float = 0,
+        no_save_vis: bool = False,
+        pred_score_thr: float = 0.3,
+        return_datasamples: bool = False,
+        print_result: bool = False,
+        no_save_pred: bool = True,
+        out_dir: str = '',
+        text: Optional[str] = None,
+        visual_prompts: Optional[Sequence[dict]] = None,
         points: Optional[Sequence[Sequence[float]]] = None,
         target_box: Optional[Sequence[float]] = None,
         target_scribble: Optional[np.ndarray] = None,
-    ) -> Union[dict, List[dict]]:
-        single = not isinstance(image, (list, tuple))
-        on_target = dict(points=points, target_box=target_box, target_scribble=target_scribble)
-        items = [dict(image=image, text=text, visual_prompts=visual_prompts, **on_target)] if single else list(image)
-        answers = []
-        for start in range(0, len(items), batch_size):
-            batch = [self._sample(item, start + i) for i, item in enumerate(items[start : start + batch_size])]
-            answers += self._run([b[0] for b in batch], [b[1] for b in batch])
-        for item, answer in zip(items, answers):
-            answer['inputs'] = dict(item)
-        if out_dir:
-            self.save_pictures(items, answers, out_dir)
-        return answers[0] if single else answers
+        **kwargs,
+    ) -> dict:
+        """Answer ``inputs`` (see the class docstring).
 
-    def refine(self, answer: dict, click: Sequence[float], out_dir: Optional[str] = None) -> dict:
-        """The interactive loop: the prompts of ``answer`` plus one more click ``(x, y, 1 or 0)``
-        on the target (positive or negative), answered again."""
-        item = dict(answer['inputs'])
-        item['points'] = [tuple(p) for p in item.get('points') or []] + [tuple(click)]
-        return self(**item, out_dir=out_dir)
+        Args:
+            inputs: Target image(s), a folder or request dict(s).
+            batch_size (int): Targets per forward pass. Defaults to 1.
+            return_vis (bool): Return the pictures (RGB arrays). Defaults to False.
+            show (bool): Show each picture in a window. Defaults to False.
+            wait_time (float): Seconds a shown picture stays. Defaults to 0.
+            no_save_vis (bool): Write no picture to ``out_dir/vis``. Defaults to False.
+            pred_score_thr (float): Instances drawn from this score up. Defaults to 0.3.
+            return_datasamples (bool): Predictions as ``DetDataSample``. Defaults to False.
+            print_result (bool): Print a line per answer. Defaults to False.
+            no_save_pred (bool): Write no JSON to ``out_dir/preds``. Defaults to True.
+            out_dir (str): Where pictures (``vis/``) and predictions (``preds/``) go. Defaults to ''
+                (nowhere).
+            text, visual_prompts, points, target_box, target_scribble: The prompts of every input
+                (see the class docstring).
+        """
+        (_, forward_kwargs, visualize_kwargs, postprocess_kwargs) = self._dispatch_kwargs(**kwargs)
+        requests = self._inputs_to_list(
+            inputs, text=text, visual_prompts=visual_prompts, points=points, target_box=target_box,
+            target_scribble=target_scribble,
+        )  # fmt: skip
+        batches = self.preprocess(requests, batch_size=batch_size)
+        num_batches = math.ceil(len(requests) / batch_size)
+        if self.show_progress and num_batches > 1:
+            batches = track(batches, description='Inference', total=num_batches)
+        preds = []
+        for _, data in batches:
+            preds.extend(self.forward(data, **forward_kwargs))
+        visualization = self.visualize(
+            requests, preds, return_vis=return_vis, show=show, wait_time=wait_time,
+            img_out_dir=out_dir, no_save_vis=no_save_vis, pred_score_thr=pred_score_thr, **visualize_kwargs,
+        )  # fmt: skip
+        results = self.postprocess(
+            preds, visualization, return_datasamples=return_datasamples, print_result=print_result,
+            no_save_pred=no_save_pred, pred_out_dir=out_dir, **postprocess_kwargs,
+        )  # fmt: skip
+        if not return_datasamples:
+            for request, answer in zip(requests, results['predictions']):
+                answer['inputs'] = request
+        return results
+
+    def refine(self, answer: dict, click: Sequence[float], **kwargs) -> dict:
+        """The interactive loop: the prompts of ``answer`` plus one more click ``(x, y, 1 or 0)`` on
+        the target (positive or negative), answered again; the new answer (a prediction dict).
+        ``kwargs`` go to the call (``out_dir``, ``return_vis``, ...)."""
+        request = dict(answer['inputs'])
+        request['points'] = [tuple(p) for p in request.get('points') or []] + [tuple(click)]
+        return self(request, **kwargs)['predictions'][0]
 
     @torch.no_grad()
-    def _run(self, packed: List[dict], keys: List[List[str]]) -> List[dict]:
-        data = self.model.data_preprocessor(pseudo_collate(packed), False)
-        answers = []
-        for pred in self._predict(data, keys):
-            inst = pred.pred_instances
-            answers.append(
-                dict(
-                    union_mask=pred.pred_sem_seg.sem_seg[0].cpu().numpy() > 0,
-                    masks=inst.masks.cpu().numpy().astype(bool),
-                    scores=inst.scores.cpu().numpy(),
-                    no_target=bool(pred.pred_no_target),
-                    no_target_score=float(pred.get('pred_no_target_score', np.nan)),
-                    data_sample=pred.cpu(),
-                )
-            )
-        return answers
-
-    def _predict(self, data: dict, keys: List[List[str]]) -> list:
-        """The model's predictions (data samples) for a preprocessed batch, references from the cache."""
+    def forward(self, data: dict, **kwargs) -> list:
+        """The model's predictions (data samples) for a collated batch, reference tokens from the cache."""
+        keys = [[_digest(img, m) for img, m in zip(s.ref_imgs, s.prompt_maps)] for s in data['data_samples']]
+        data = self.model.data_preprocessor(data, False)
         for sample, sample_keys in zip(data['data_samples'], keys):
             if sample_keys:
                 sample.visual_tokens = torch.stack(
@@ -294,31 +367,126 @@ class OmniRISInferencer:
         return self.model.encode_references(ref_input, prompt_map)[0]
 
     def _tokens(self, key: str, ref_input: torch.Tensor, prompt_map: torch.Tensor) -> torch.Tensor:
-        if key not in self._ref_tokens:
+        tokens = self.token_cache.get(key)
+        if tokens is None:
             self.num_reference_passes += 1
             tokens = self._encode_reference(ref_input, prompt_map)
-            if not self.cache_references:
-                return tokens
-            self._ref_tokens[key] = tokens
-        return self._ref_tokens[key]
+            self.token_cache.put(key, tokens)
+        return tokens
 
     def clear_cache(self) -> None:
-        self._ref_tokens.clear()
+        """Forget every reference's tokens."""
+        self.token_cache.clear()
 
-    # -- pictures -------------------------------------------------------------------
-    def save_pictures(self, items: List[dict], answers: List[dict], out_dir: str) -> List[str]:
-        """One picture per answer (``OmniRISVisualizer``): references with their prompts, the target with its masks."""
-        if self._visualizer is None:
-            vis_cfg = dict(self.cfg.get('visualizer', dict(type='OmniRISVisualizer')))
-            vis_cfg.update(type='OmniRISVisualizer', name=f'omniris_inferencer_{id(self)}', vis_backends=None)
-            self._visualizer = VISUALIZERS.build(vis_cfg)
-        os.makedirs(out_dir, exist_ok=True)
-        paths = []
-        for i, (item, answer) in enumerate(zip(items, answers)):
-            image = self._read(item['image'], f'input {i}')[..., ::-1]
-            stem = osp.splitext(osp.basename(item['image']))[0] if isinstance(item['image'], str) else 'image'
-            path = osp.join(out_dir, f'{i:04d}_{stem}.png')
-            picture = self._visualizer.draw_sample(np.ascontiguousarray(image), answer['data_sample'])
-            mmcv.imwrite(picture[..., ::-1], path)
-            paths.append(path)
-        return paths
+    # -- outputs ----------------------------------------------------------------------
+    @staticmethod
+    def _names(preds: list, suffix: str) -> List[str]:
+        """A file name per prediction: the target's name, or its input index for an array; a name
+        met twice in a call gets the input index too."""
+        names, seen = [], set()
+        for pred in preds:
+            path, record = pred.metainfo.get('img_path'), pred.metainfo.get('record_id', 'input')
+            index = record.split()[-1]
+            stem = osp.splitext(osp.basename(path))[0] if path else f'{int(index):08d}' if index.isdigit() else index
+            name = f'{stem}_{index}' if stem in seen else stem
+            seen.add(stem)
+            names.append(name + suffix)
+        return names
+
+    def _target_rgb(self, request: dict) -> np.ndarray:
+        """The target as the pipeline's loader reads it (RGB), at its own size."""
+        loader = next(t for t in self.pipeline.transforms if isinstance(t, OmniInferencerLoader))
+        image = request['image']
+        loaded = loader(dict(img_path=image) if isinstance(image, str) else dict(img=image))
+        return np.ascontiguousarray(loaded['img'][..., ::-1])
+
+    def visualize(
+        self,
+        inputs: List[dict],
+        preds: list,
+        return_vis: bool = False,
+        show: bool = False,
+        wait_time: float = 0,
+        img_out_dir: str = '',
+        no_save_vis: bool = False,
+        pred_score_thr: float = 0.3,
+        **kwargs,
+    ) -> Optional[List[np.ndarray]]:
+        """One picture per answer (``OmniRISVisualizer``: references with their prompts, the target
+        with its masks), RGB; written to ``img_out_dir/vis/NAME.png``, shown, and/or returned."""
+        img_out_dir = '' if no_save_vis else img_out_dir
+        if not (return_vis or show or img_out_dir):
+            return None
+        pictures = []
+        for request, pred, name in zip(inputs, preds, self._names(preds, '.png')):
+            picture = self.visualizer.draw_sample(self._target_rgb(request), pred, pred_score_thr=pred_score_thr)
+            if show:
+                self.visualizer.show(picture, win_name=name, wait_time=wait_time)
+            if img_out_dir:
+                mmcv.imwrite(picture[..., ::-1], osp.join(img_out_dir, 'vis', name))
+            if return_vis:  # kept only when asked for: a folder's pictures can be many
+                pictures.append(picture)
+        return pictures if return_vis else None
+
+    @staticmethod
+    def pred2answer(pred) -> dict:
+        """A predicted data sample as a prediction dict of NumPy arrays (see the class docstring)."""
+        inst = pred.pred_instances
+        return dict(
+            union_mask=pred.pred_sem_seg.sem_seg[0].cpu().numpy() > 0,
+            masks=inst.masks.cpu().numpy().astype(bool),
+            scores=inst.scores.cpu().numpy(),
+            no_target=bool(pred.pred_no_target),
+            no_target_score=float(pred.get('pred_no_target_score', np.nan)),
+            notes=list(pred.metainfo.get('prompt_notes') or []),
+        )
+
+    @staticmethod
+    def answer2json(answer: dict, pred) -> dict:
+        """A prediction dict as JSON: masks as COCO RLE (``size``, ``counts``)."""
+        meta = pred.metainfo
+        return dict(
+            image=meta.get('img_path'),
+            text=meta.get('text'),
+            prompt_types=list(meta.get('prompt_types', [])),
+            no_target=answer['no_target'],
+            no_target_score=answer['no_target_score'],
+            union_mask=encode_rle(answer['union_mask']),
+            masks=[encode_rle(m) for m in answer['masks']],
+            scores=[float(s) for s in answer['scores']],
+            notes=answer['notes'],
+        )
+
+    def postprocess(
+        self,
+        preds: list,
+        visualization: Optional[List[np.ndarray]] = None,
+        return_datasamples: bool = False,
+        print_result: bool = False,
+        no_save_pred: bool = False,
+        pred_out_dir: str = '',
+        **kwargs,
+    ) -> Dict:
+        """``dict(predictions=..., visualization=...)``; with ``pred_out_dir`` (and not
+        ``no_save_pred``) one JSON per answer in ``pred_out_dir/preds/NAME.json``."""
+        answers = [self.pred2answer(p) for p in preds]
+        if pred_out_dir and not no_save_pred:
+            os.makedirs(osp.join(pred_out_dir, 'preds'), exist_ok=True)
+            for answer, pred, name in zip(answers, preds, self._names(preds, '.json')):
+                with open(osp.join(pred_out_dir, 'preds', name), 'w') as f:
+                    json.dump(self.answer2json(answer, pred), f)
+        if print_result:
+            for answer, pred in zip(answers, preds):
+                print_log(f'{pred.metainfo.get("img_path") or pred.metainfo.get("record_id")}: {describe(answer)}',
+                          logger='current')  # fmt: skip
+        return dict(
+            predictions=[p.cpu() for p in preds] if return_datasamples else answers, visualization=visualization
+        )
+
+
+def describe(answer: dict) -> str:
+    """An answer in one line: no target, or its instances' scores and the union's pixels."""
+    if answer['no_target']:
+        return f'no target (score {answer["no_target_score"]:.2f})'
+    scores = ', '.join(f'{s:.2f}' for s in answer['scores'])
+    return f'{len(answer["scores"])} instance(s) [{scores}], union {int(answer["union_mask"].sum())} px'

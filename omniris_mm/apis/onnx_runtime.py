@@ -171,10 +171,10 @@ def _example(inferencer: OmniRISInferencer):
         dict(image=img, text='the thing on the left' if with_text else None, visual_prompts=refs),
         dict(image=img[:, ::-1].copy(), visual_prompts=refs[:1]),
     ]
-    samples = [inferencer._sample(item, i) for i, item in enumerate(items)]
+    samples = [inferencer.pack(item, i) for i, item in enumerate(items)]
     from mmengine.dataset import pseudo_collate
 
-    return inferencer.model.data_preprocessor(pseudo_collate([s[0] for s in samples]), False)
+    return inferencer.model.data_preprocessor(pseudo_collate(samples), False)
 
 
 def export_onnx(
@@ -391,7 +391,7 @@ def compare_with_pytorch(
     model, runtime = torch_inferencer.model, onnx_inferencer.runtime
     for i, request in enumerate(requests):
         item = dict(request)
-        packed, _ = torch_inferencer._sample(item, i)
+        packed = torch_inferencer.pack(item, i)
         with torch.no_grad():
             data = model.data_preprocessor(pseudo_collate([packed]), False)
             feed, _ = _target_inputs(model, data, model.encode_text, model.encode_references)
@@ -411,7 +411,7 @@ def compare_with_pytorch(
             worst(key, value)
         agree += change['mask_agreement'] * change['mask_pixels']
         total += change['mask_pixels']
-        a, b = onnx_inferencer(**item), torch_inferencer(**item)
+        a, b = onnx_inferencer(item)['predictions'][0], torch_inferencer(item)['predictions'][0]
         answer_agree += int((a['union_mask'] == b['union_mask']).sum())
         answer_total += a['union_mask'].size
     figures['argmax_agreement'] = agree / total
@@ -422,7 +422,7 @@ def compare_with_pytorch(
             for request in requests:
                 inferencer.clear_cache()
                 start = time.perf_counter()
-                inferencer(**request)
+                inferencer(request)
                 times.append(time.perf_counter() - start)
         figures[f'{name}_s'] = float(np.median(times))
     figures['ratio'] = figures['onnxruntime_s'] / figures['pytorch_s']

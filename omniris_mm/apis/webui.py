@@ -25,6 +25,8 @@ import mmcv
 import numpy as np
 from scipy import ndimage
 
+from ..datasets.utils import PromptError
+
 MAX_REFERENCES = 3
 REFERENCE_KINDS = ('box', 'scribble', 'mask')
 TARGET_KINDS = ('none', 'box', 'scribble')
@@ -33,10 +35,6 @@ DEFAULT_CONFIG = 'configs/omnishapes/omnisegnet_tiny_2k_omnishapes_all.py'
 DEFAULT_CHECKPOINT = 'work_dirs/quickstart/iter_2000.pth'
 
 logger = logging.getLogger('omniris_mm.webui')
-
-
-class PromptError(ValueError):
-    """Input the page cannot answer; its message is shown in the page."""
 
 
 # -- what the browser sends -----------------------------------------------------------
@@ -249,18 +247,20 @@ class WebDemo:
             with self._lock:
                 inferencer = self.inferencer(config, checkpoint)
                 passes = inferencer.num_reference_passes
-                out = inferencer(**item)
-                picture = inferencer.save_pictures([item], [out], self._next_dir())[0]
+                result = inferencer(item, return_vis=True)
+                out, picture = result['predictions'][0], result['visualization'][0]
                 new_passes = inferencer.num_reference_passes - passes
         except (PromptError, ValueError, FileNotFoundError) as err:
             return None, None, f'**Cannot answer:** {err}', []
         except Exception as err:  # noqa: BLE001  (the page shows a line; the log keeps the trace)
             logger.exception('the request failed')
             return None, None, f'**Error:** {type(err).__name__}: {err} (the server log has the details)', []
-        files = self.write_masks(out, osp.dirname(picture))
+        folder = self._next_dir()
+        mmcv.imwrite(picture[..., ::-1], osp.join(folder, 'picture.png'))
+        files = self.write_masks(out, folder)
         union = draw_union(item['image'], out['union_mask'])
         message = describe(out, item, checkpoint, new_passes)
-        return mmcv.imread(picture, channel_order='rgb'), union, message, files
+        return picture, union, message, files
 
     def _next_dir(self) -> str:
         self._count += 1

@@ -29,6 +29,11 @@ class OmniDataError(ValueError):
     """Bad input data. The message always names the file and the record."""
 
 
+class PromptError(ValueError):
+    """A prompt of an inference request that cannot be answered. The message names the input,
+    the prompt, what was wrong and what is allowed."""
+
+
 def load_json(path: str, backend_args: Optional[dict] = None):
     """Read a JSON annotation file, naming the file in any error."""
     try:

@@ -21,6 +21,7 @@ from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 
 from omniris_mm.apis import OmniRISInferencer
+from omniris_mm.apis.inferencer import config_test_pipeline
 
 pytest.importorskip('onnxruntime')
 from omniris_mm.apis.onnx_runtime import (  # noqa: E402
@@ -78,8 +79,8 @@ def test_batches_of_other_sizes_and_prompt_lengths_answer_alike(exported, images
         dict(image=images[1], visual_prompts=[ref]),
         dict(image=images[2], text='squares'),
     ]
-    want = exported['torch'](items, batch_size=3)
-    got = exported['ort'](items, batch_size=3)
+    want = exported['torch'](items, batch_size=3)['predictions']
+    got = exported['ort'](items, batch_size=3)['predictions']
     for a, b in zip(got, want):
         assert a['no_target'] == b['no_target']
         assert a['no_target_score'] == pytest.approx(b['no_target_score'], abs=1e-4)
@@ -94,7 +95,7 @@ def test_one_export_answers_other_image_sizes(exported, images, resize):
     aspect ratio (a 96 x 128 target to 100 x 133 padded to 128 x 160, a 128 x 128 reference to 100 x 100
     padded to 128 x 128), answer as PyTorch does with every prompt kind."""
     cfg = Config.fromfile(CONFIG)
-    OmniRISInferencer._find_step(cfg, 'OmniResize').update(resize)
+    next(step for step in config_test_pipeline(cfg) if step['type'] == 'OmniResize').update(resize)
     reference = OmniRISInferencer(cfg, exported['ckpt'], device='cpu', cache_references=False)
     runtime = ONNXRuntimeInferencer(cfg, exported['dir'], cache_references=False)
     target = images[0][:96] if resize['keep_ratio'] else images[0]
@@ -102,7 +103,7 @@ def test_one_export_answers_other_image_sizes(exported, images, resize):
     for key in ('target_mask', 'nt_logits', 'mask_features', 'objectness', 'instance_embed', 'reference_tokens'):
         assert figures[key] <= 1e-3, (key, figures[key])
     assert figures['argmax_agreement'] >= 0.999 and figures['answer_agreement'] >= 0.999
-    packed, _ = runtime._sample(dict(image=target, text='circles'), 0)
+    packed = runtime.pack(dict(image=target, text='circles'))
     data = runtime.model.data_preprocessor(pseudo_collate([packed]), False)
     expected = (96, 160) if not resize['keep_ratio'] else (128, 160)
     assert tuple(data['inputs'].shape[-2:]) == expected

@@ -139,7 +139,7 @@ def test_an_answer_is_the_inferencers_with_its_masks_written(target_and_referenc
         text='red shapes',
         visual_prompts=[dict(image=ref_path, box=(30, 20, 70, 50))],
         points=[(40, 40, 1)],
-    )
+    )['predictions'][0]
     assert osp.basename(files[0]) == 'union.png' and len(files) == 1 + len(expected['masks'])
     assert np.array_equal(mmcv.imread(files[0], flag='grayscale') > 127, expected['union_mask'])
     for k, mask in enumerate(expected['masks']):
@@ -286,10 +286,8 @@ def test_the_page_in_a_browser_answers_as_the_inferencer(server, target_and_refe
     torch.set_num_threads(1)
     try:
         inferencer = OmniRISInferencer(osp.join(REPO, server['config']), server['checkpoint'], device='cpu')
-        expected = inferencer(target_path, visual_prompts=[dict(image=ref_path, box=box)])
-        picture = inferencer.save_pictures(
-            [dict(image=target_path, visual_prompts=[dict(image=ref_path, box=box)])], [expected], str(tmp_path / 'ref')
-        )[0]
+        result = inferencer(target_path, visual_prompts=[dict(image=ref_path, box=box)], return_vis=True)
+        expected, picture = result['predictions'][0], result['visualization'][0]
     finally:
         torch.set_num_threads(threads)
     names = [osp.basename(link.split('file=')[-1]) for link in links]
@@ -298,6 +296,6 @@ def test_the_page_in_a_browser_answers_as_the_inferencer(server, target_and_refe
     for k, mask in enumerate(expected['masks']):
         assert np.array_equal(png(fetch(links[1 + k]), 'grayscale') > 127, mask)
     shown = png(fetch(picture_src if picture_src.startswith('http') else server['url'] + picture_src.lstrip('/')))
-    assert np.array_equal(shown, mmcv.imread(picture))
+    assert np.array_equal(shown, picture[..., ::-1])  # the page's PNG (read BGR) is the inferencer's picture
     assert ('No target' in message) == expected['no_target']
     assert f'{len(expected["scores"])} instance(s)' in message or expected['no_target']

@@ -31,7 +31,7 @@ torch.save({'state_dict': model.state_dict()}, ckpt)
 print('BUILT', sum(p.numel() for p in model.parameters()))
 inferencer = OmniRISInferencer(config, weights=ckpt, device='cpu')
 same = all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), inferencer.model.state_dict().values()))
-out = inferencer(image, text='the person on the left')
+out = inferencer(image, text='the person on the left')['predictions'][0]
 print('ANSWERED', out['union_mask'].shape, same)
 try:
     model.text_encoder.init_weights()

@@ -31,7 +31,7 @@ def bash_blocks(path):
 def test_the_guide_runs_as_written(tmp_path):
     from omniris_mm.apis import OmniRISInferencer
 
-    for name in ('configs', 'tools'):
+    for name in ('configs', 'tools', 'demo'):
         os.symlink(osp.join(REPO, name), tmp_path / name)
     torch.manual_seed(0)
     ckpt = tmp_path / 'start.pth'
@@ -76,7 +76,7 @@ def test_the_guide_runs_as_written(tmp_path):
     num_test = len(omniref['text-test']) + len(omniref['visual-test'])
     pictures = [p for p in (tmp_path / 'work_dirs/finetune_custom').glob('*/pictures/*') if p.is_file()]
     assert len(pictures) == num_test, (len(pictures), num_test)
-    demo = list((tmp_path / 'outputs/finetune_demo').glob('*.png'))
+    demo = list((tmp_path / 'outputs/finetune_demo/vis').glob('*.png'))
     assert len(demo) == 1 and mmcv.imread(str(demo[0])) is not None
 
 

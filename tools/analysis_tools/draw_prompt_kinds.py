@@ -20,7 +20,6 @@ Prints, per panel, what it drew and the IoU of the answer with the shape or kind
 import argparse
 import os
 import os.path as osp
-import tempfile
 from collections import defaultdict
 
 import cv2
@@ -65,6 +64,9 @@ def panels(inferencer, ex, rng_seed=0):
     """(caption, answer, IoU) per panel."""
     from omniris_mm.datasets.transforms import largest_error_click, scribble_prompt
 
+    def ask(*args, **kwargs):
+        return inferencer(*args, **kwargs)['predictions'][0]
+
     out = []
     # 1. clicks: a shape whose kind the image shows twice (a category-level answer would be wrong)
     img_id, ann = next(
@@ -73,7 +75,7 @@ def panels(inferencer, ex, rng_seed=0):
     gt = ex.mask(ann)
     dist = cv2.distanceTransform(np.pad(gt, 1).astype(np.uint8), cv2.DIST_L2, 5)[1:-1, 1:-1]
     y, x = np.unravel_index(int(np.argmax(dist)), dist.shape)
-    first = inferencer(ex.path(img_id), points=[(int(x), int(y), 1)])
+    first = ask(ex.path(img_id), points=[(int(x), int(y), 1)])
     second = largest_error_click(gt, first['union_mask'])
     answer = inferencer.refine(first, second) if second is not None else first
     clicks = 'a positive click' + (f' and a {"positive" if second[2] else "negative"} one' if second else '')
@@ -92,12 +94,12 @@ def panels(inferencer, ex, rng_seed=0):
     gt = ex.mask(ann)
     ys, xs = np.nonzero(gt)
     box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
-    answer = inferencer(ex.path(box_img), target_box=box)
+    answer = ask(ex.path(box_img), target_box=box)
     out.append((f'a box on a {ex.name(ann["category_id"])}', answer, iou(answer['union_mask'], gt)))
     ann = ex.anns(scribble_img)[0]
     gt = ex.mask(ann)
     strokes = scribble_prompt(gt.astype(np.uint8), np.random.default_rng(rng_seed), base_size=128) > 0
-    answer = inferencer(ex.path(scribble_img), target_scribble=strokes)
+    answer = ask(ex.path(scribble_img), target_scribble=strokes)
     out.append((f'a scribble on a {ex.name(ann["category_id"])}', answer, iou(answer['union_mask'], gt)))
     # 4. k-shot: three masks of one kind from three other images
     target = later[2]
@@ -105,7 +107,7 @@ def panels(inferencer, ex, rng_seed=0):
     refs = [i for i in ex.images if i != target and cat in ex.kinds(i)][:3]
     prompts = [dict(image=ex.path(i), mask=ex.mask(ex.kinds(i)[cat][0])) for i in refs]
     gt = np.any([ex.mask(a) for a in ex.kinds(target)[cat]], axis=0)
-    answer = inferencer(ex.path(target), visual_prompts=prompts)
+    answer = ask(ex.path(target), visual_prompts=prompts)
     out.append((f'3 exemplars of {ex.name(cat)}s from 3 images', answer, iou(answer['union_mask'], gt)))
     # 5. a negative exemplar: the target shows kinds A and B; a reference of A, a negative one of B
     target = next(i for i in later[3:] if len(ex.kinds(i)) >= 2)
@@ -117,7 +119,7 @@ def panels(inferencer, ex, rng_seed=0):
         dict(image=ex.path(ref_b), mask=ex.mask(ex.kinds(ref_b)[b][0]), negative=True),
     ]
     gt = np.any([ex.mask(x) for x in a_anns], axis=0)
-    answer = inferencer(ex.path(target), visual_prompts=prompts)
+    answer = ask(ex.path(target), visual_prompts=prompts)
     out.append(
         (f'like this {ex.name(a)}, not like that {ex.name(b)} (negative)', answer, iou(answer['union_mask'], gt))
     )
@@ -152,11 +154,10 @@ def main():
     inferencer = OmniRISInferencer(args.config, args.checkpoint, device=args.device)
     drawn = panels(inferencer, Examples(args.ann_file, args.img_dir))
     pictures = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for k, (caption, answer, score) in enumerate(drawn):
-            print(f'[prompt kinds] {k + 1}. {caption}: IoU {score:.3f}')
-            path = inferencer.save_pictures([answer['inputs']], [answer], osp.join(tmp, str(k)))[0]
-            pictures.append(cv2.imread(path))
+    for k, (caption, answer, score) in enumerate(drawn):
+        print(f'[prompt kinds] {k + 1}. {caption}: IoU {score:.3f}')
+        picture = inferencer(answer['inputs'], return_vis=True)['visualization'][0]
+        pictures.append(np.ascontiguousarray(picture[..., ::-1]))
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
     cv2.imwrite(
         args.out,

@@ -48,7 +48,8 @@ class PackOmniInputs(PackDetInputs):
       ``prompt_modality``, ``prompt_types`` (``'text'`` first if there is a text,
       then the type of each visual prompt, ``'neg_'`` + it for a negative
       exemplar), ``setting``, ``granularity`` (where the dataset gives one: RefCOCOm) and
-      ``ref_metas``.
+      ``ref_metas``; ``prompt_notes`` where an inference request's prompts were changed (a
+      box clipped to its image).
     """
 
     mapping_table = {**PackDetInputs.mapping_table, 'gt_ann_ids': 'ann_ids'}
@@ -71,6 +72,7 @@ class PackOmniInputs(PackDetInputs):
             'record_id',
             'sample_idx',
             'ref_metas',
+            'prompt_notes',
         ),
     ):
         super().__init__(meta_keys=meta_keys)

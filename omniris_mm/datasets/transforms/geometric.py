@@ -3,7 +3,8 @@
 Each class runs mmdet's transform on the target as usual and then, on each visual
 prompt, the same transform (same flip decision) on a small results dict holding
 the reference image and its maps (``ref_mask``, ``prompt_map``) as ``BitmapMasks``,
-so a reference and its prompt map can never fall out of alignment.
+so a reference and its prompt map can never fall out of alignment. A prompt's ``clicks``
+(``[x, y, positive]`` in its image's pixels, as an inference request gives them) move with it.
 """
 
 import re
@@ -38,6 +39,25 @@ def apply_to_references(results: dict, fn: Callable[[dict], None], **extra) -> N
                 prompt[k] = sub[k]
 
 
+def _resize_clicks(prompt: dict) -> None:
+    """Each click to the output pixel that holds the centre of its input pixel."""
+    if not prompt.get('clicks'):
+        return
+    sx, sy = prompt.get('scale_factor', (1.0, 1.0))
+    h, w = prompt['img_shape'][:2]
+    prompt['clicks'] = [
+        (min(w - 1, int((x + 0.5) * sx)), min(h - 1, int((y + 0.5) * sy)), p) for x, y, p in prompt['clicks']
+    ]
+
+
+def _flip_clicks(prompt: dict, direction: str) -> None:
+    if not prompt.get('clicks'):
+        return
+    h, w = prompt['img_shape'][:2]
+    flip_x, flip_y = direction in ('horizontal', 'diagonal'), direction in ('vertical', 'diagonal')
+    prompt['clicks'] = [(w - 1 - x if flip_x else x, h - 1 - y if flip_y else y, p) for x, y, p in prompt['clicks']]
+
+
 @TRANSFORMS.register_module()
 class OmniResize(Resize):
     """mmdet's ``Resize`` on the target and, with its own scale, on every reference.
@@ -68,6 +88,8 @@ class OmniResize(Resize):
     def transform(self, results: dict) -> dict:
         results = super().transform(results)
         apply_to_references(results, super().transform)
+        for prompt in results.get('visual_prompts', []):
+            _resize_clicks(prompt)
         return results
 
 
@@ -113,5 +135,7 @@ class OmniRandomFlip(RandomFlip):
         super()._flip(results)
         if self.flip_references:
             apply_to_references(results, super()._flip, flip=True, flip_direction=results['flip_direction'])
+            for prompt in results.get('visual_prompts', []):
+                _flip_clicks(prompt, results['flip_direction'])
         if results.get('text'):
             results['text'] = flip_text(results['text'], results['flip_direction'])

@@ -15,51 +15,27 @@ process that reads: each data-loader worker fills its own, and a bound of 0 turn
 """
 
 import os
-from collections import OrderedDict
-from typing import Hashable, Optional
+from typing import Optional
 
 import mmcv
 import numpy as np
 from mmengine.fileio import get
 
+from ...utils import BytesLRUCache
 
-class DecodedImageCache:
-    """Least-recently-used arrays up to ``max_bytes`` in all (an array larger than that is not kept)."""
+
+def _frozen_copy(arr: np.ndarray) -> np.ndarray:
+    kept = arr.copy()
+    kept.flags.writeable = False
+    return kept
+
+
+class DecodedImageCache(BytesLRUCache):
+    """Least-recently-used arrays up to ``max_bytes`` in all (an array larger than that is not
+    kept); each kept array is a read-only copy, and each read returns a fresh copy."""
 
     def __init__(self, max_bytes: int = 0):
-        self.max_bytes = int(max_bytes)
-        self.nbytes = 0
-        self.hits = 0
-        self.misses = 0
-        self._items: OrderedDict[Hashable, np.ndarray] = OrderedDict()
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def get(self, key: Hashable) -> Optional[np.ndarray]:
-        arr = self._items.get(key)
-        if arr is None:
-            self.misses += 1
-            return None
-        self._items.move_to_end(key)
-        self.hits += 1
-        return arr.copy()
-
-    def put(self, key: Hashable, arr: np.ndarray) -> None:
-        if key in self._items:
-            self.nbytes -= self._items.pop(key).nbytes
-        if arr.nbytes > self.max_bytes:
-            return
-        kept = arr.copy()
-        kept.flags.writeable = False
-        self._items[key] = kept
-        self.nbytes += kept.nbytes
-        while self.nbytes > self.max_bytes:
-            self.nbytes -= self._items.popitem(last=False)[1].nbytes
-
-    def clear(self) -> None:
-        self._items.clear()
-        self.nbytes = self.hits = self.misses = 0
+        super().__init__(max_bytes, copy_in=_frozen_copy, copy_out=np.copy)
 
 
 # One per process: the target and the reference loaders of a pipeline share it, and a data-loader

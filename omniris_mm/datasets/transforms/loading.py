@@ -157,16 +157,22 @@ class LoadVisualPrompts(BaseTransform):
         self.backend_args = backend_args
         self.cache_bytes = cache_bytes
 
+    def read(self, path: str, where: str) -> np.ndarray:
+        """The image at ``path`` with this step's decoding settings; :class:`OmniDataError` naming
+        ``where`` and the file when it cannot be read or decoded."""
+        try:
+            img = read_image(path, self.color_type, self.imdecode_backend, self.backend_args, self.cache_bytes)
+        except (OSError, ValueError) as err:
+            raise OmniDataError(f'{where}: cannot read reference image {path}: {err}') from None
+        if img is None:
+            raise OmniDataError(f'{where}: reference image {path} is not a decodable image')
+        return img
+
     def transform(self, results: dict) -> dict:
         where = _where(results)
         for prompt in results.get('visual_prompts', []):
             path = prompt['img_path']
-            try:
-                img = read_image(path, self.color_type, self.imdecode_backend, self.backend_args, self.cache_bytes)
-            except (OSError, ValueError) as err:
-                raise OmniDataError(f'{where}: cannot read reference image {path}: {err}') from None
-            if img is None:
-                raise OmniDataError(f'{where}: reference image {path} is not a decodable image')
+            img = self.read(path, where)
             h, w = img.shape[:2]
             if (prompt.get('height', h), prompt.get('width', w)) != (h, w):
                 raise OmniDataError(

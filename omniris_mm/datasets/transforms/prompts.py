@@ -108,10 +108,14 @@ class SynthesizePromptMaps(BaseTransform):
       answer); the positive clicks are this prompt's map (disks of ``click_radius``),
       the negative ones, if any, a second prompt of type ``neg_click`` inserted right
       after it. Both keep their clicks as ``clicks`` ([x, y, positive], output pixels).
-      A prompt that comes with ``clicks`` (the inferencer's) keeps them.
+      A prompt that comes with ``clicks`` (an inference request's, moved with the image by
+      the geometric transforms) keeps them.
     - ``target_box``: the instance's box, each edge moved by up to ``box_jitter`` of the
       box's side (a test config sets ``box_jitter=0``: the tight box).
     - ``target_scribble``: a scribble inside the instance, as ``scribble``.
+
+    A prompt that arrives with its ``prompt_map`` (a mask, box or scribble a user drew, given to
+    the inferencer) keeps it as drawn; what needs a drawing rule, a click's disk, is drawn here.
 
     Args:
         prompt_probs (dict): Relative probabilities of ``mask``, ``box`` and
@@ -178,6 +182,8 @@ class SynthesizePromptMaps(BaseTransform):
             if prompt.get('on_target'):
                 prompts.extend(self._target_prompt(prompt, rng, results))
                 continue
+            if 'prompt_map' in prompt:  # drawn by a user (an inference request): kept as drawn
+                continue
             if not (prompt.get('shot') and prompt_type):  # the further shots of a prompt share its type
                 prompt_type = prompt.get('prompt_type') or self.types[int(rng.choice(len(self.types), p=self.probs))]
             mask = prompt['ref_mask']
@@ -202,6 +208,8 @@ class SynthesizePromptMaps(BaseTransform):
     def _target_prompt(self, prompt: dict, rng: np.random.Generator, results: dict) -> list:
         """Fill a prompt on the target; returns the prompts to insert after it (a ``neg_click``)."""
         prompt_type = prompt.get('prompt_type')
+        if 'prompt_map' in prompt and prompt_type in ('target_box', 'target_scribble'):
+            return []  # drawn by a user (an inference request): kept as drawn
         if prompt_type is None:
             prompt_type = self.target_types[int(rng.choice(len(self.target_types), p=self.target_probs))]
         if prompt_type not in TARGET_PROMPT_TYPES or prompt_type == 'neg_click':
