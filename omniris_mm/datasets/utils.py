@@ -9,20 +9,14 @@ import numpy as np
 import pycocotools.mask as mask_utils
 from mmengine.fileio import get
 
-# The void label of a ground-truth union map (crowd regions; padding in the losses).
-IGNORE_INDEX = 255
-# In test mode with on_invalid='skip', a sample that cannot be built is fetched as {SKIPPED_KEY: message};
-# omni_collate carries the messages in the batch, where the metrics count them.
-SKIPPED_KEY = 'omni_skipped'
-VISUAL_PROMPT_TYPES = ('mask', 'box', 'scribble')
-# Prompts drawn on the target image itself, meaning that one instance: positive clicks, negative
-# clicks (a prompt of their own), a box, a scribble.
-TARGET_PROMPT_TYPES = ('click', 'neg_click', 'target_box', 'target_scribble')
-# Negative exemplars: a visual prompt flagged ``negative`` ("not like this": the answer leaves out
-# objects of the reference's kind) is packed as ``'neg_' + its type``.
-NEGATIVE_EXEMPLAR_TYPES = tuple(f'neg_{t}' for t in VISUAL_PROMPT_TYPES)
-# Every type that takes away from the answer rather than pointing at it.
-NEGATIVE_PROMPT_TYPES = ('neg_click',) + NEGATIVE_EXEMPLAR_TYPES
+from ..structures import (  # noqa: F401  (the shared vocabulary, also named here)
+    IGNORE_INDEX,
+    NEGATIVE_EXEMPLAR_TYPES,
+    NEGATIVE_PROMPT_TYPES,
+    SKIPPED_KEY,
+    TARGET_PROMPT_TYPES,
+    VISUAL_PROMPT_TYPES,
+)
 
 
 class OmniDataError(ValueError):

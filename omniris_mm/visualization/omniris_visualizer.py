@@ -12,7 +12,7 @@ from mmdet.visualization import DetLocalVisualizer
 from mmengine.dist import master_only
 from PIL import Image, ImageDraw, ImageFont
 
-from ..datasets.utils import NEGATIVE_EXEMPLAR_TYPES, TARGET_PROMPT_TYPES
+from ..structures import NEGATIVE_EXEMPLAR_TYPES, TARGET_PROMPT_TYPES
 
 PROMPT_COLOR = (255, 160, 0)  # references: the prompt region
 CLICK_COLORS = {'click': (0, 200, 0), 'neg_click': (230, 0, 0)}  # clicks on the target: positive, negative

@@ -183,3 +183,46 @@ def test_packing_rejects_a_target_mask_lost_by_the_transforms():
     results['gt_masks'] = BitmapMasks(np.zeros((1, 100, 150), np.uint8), 100, 150)
     with pytest.raises(OmniDataError, match='unit: the referred masks are empty'):
         PackOmniInputs()(results)
+
+
+def clicked(clicks, h=120, w=160):
+    """A request's click prompt on a 120x160 image (as LoadRequestPrompts leaves it)."""
+    img = np.random.default_rng(3).integers(0, 255, (h, w, 3), dtype=np.uint8)
+    return dict(img=img, img_shape=(h, w), ori_shape=(h, w), ref_mask=np.zeros((h, w), np.uint8),
+                prompt_type='click', on_target=True, clicks=list(clicks))  # fmt: skip
+
+
+def test_a_requests_clicks_move_with_resize_and_flip():
+    """Each click to the output pixel holding its input pixel's centre: (x + 0.5) * scale, floored;
+    mirrored by a flip (w - 1 - x)."""
+    results = dict(sample(), visual_prompts=[clicked([(0, 0, True), (159, 119, False), (37, 81, True)])])
+    out = OmniResize(scale=(64, 48), keep_ratio=False)(results)  # x * 0.4, y * 0.4
+    assert out['visual_prompts'][0]['clicks'] == [(0, 0, True), (63, 47, False), (15, 32, True)]
+    flipped = OmniRandomFlip(prob=1.0, direction='horizontal')(out)
+    assert flipped['visual_prompts'][0]['clicks'] == [(63, 0, True), (0, 47, False), (48, 32, True)]
+    vertical = OmniRandomFlip(prob=1.0, direction='vertical')(dict(sample(), visual_prompts=[clicked([(5, 7, True)])]))
+    assert vertical['visual_prompts'][0]['clicks'] == [(5, 112, True)]
+
+
+def test_a_given_prompt_map_is_kept_and_clicks_are_drawn():
+    """A map a user drew (a scribble, a box on the target) is kept as drawn whatever the config's
+    prompt probabilities or box jitter; clicks become disks of click_radius at base_size."""
+    strokes = np.zeros((120, 160), np.uint8)
+    strokes[50, 20:90] = 1
+    given = dict(sample()['visual_prompts'][0], prompt_type='scribble', prompt_map=strokes.copy())
+    box = np.zeros((120, 160), np.uint8)
+    box[10:30, 40:100] = 1
+    on_target = dict(clicked([]), prompt_type='target_box', ref_mask=box.copy(), prompt_map=box.copy())
+    on_target.pop('clicks')
+    clicks = clicked([(30, 40, True), (100, 60, False)])
+    results = dict(sample(), visual_prompts=[given, on_target, clicks])
+    out = SynthesizePromptMaps(prompt_probs=dict(mask=1.0), box_jitter=0.4, click_radius=10, base_size=160)(results)
+    types = [p['prompt_type'] for p in out['visual_prompts']]
+    assert types == ['scribble', 'target_box', 'click', 'neg_click']
+    np.testing.assert_array_equal(out['visual_prompts'][0]['prompt_map'], strokes)
+    np.testing.assert_array_equal(out['visual_prompts'][1]['prompt_map'], box)
+    radius = int(10 * np.sqrt(120 * 160) / 160)  # 8
+    yy, xx = np.mgrid[:120, :160]
+    for prompt, (x, y) in zip(out['visual_prompts'][2:], [(30, 40), (100, 60)]):
+        disk = (xx - x) ** 2 + (yy - y) ** 2 <= radius**2
+        assert (prompt['prompt_map'] > 0).sum() == disk.sum() and (prompt['prompt_map'][disk] > 0).all()

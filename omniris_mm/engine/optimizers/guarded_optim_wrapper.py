@@ -18,8 +18,7 @@ from mmengine.logging import MessageHub, print_log
 from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from torch import Tensor
 
-# MessageHub runtime-info key under which a model records the ids of the batch in training.
-BATCH_INFO_KEY = 'omniris_batch_ids'
+from ...structures import BATCH_INFO_KEY
 
 
 class NonFiniteLossGuard:

@@ -10,7 +10,7 @@ from mmdet.registry import METRICS
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger
 
-from ...datasets.utils import (
+from ...structures import (
     IGNORE_INDEX,
     NEGATIVE_EXEMPLAR_TYPES,
     SKIPPED_KEY,

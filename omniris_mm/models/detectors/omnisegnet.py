@@ -12,8 +12,13 @@ from mmengine.logging import MessageHub, print_log
 from mmengine.structures import InstanceData, PixelData
 from torch import Tensor
 
-from ...datasets.utils import NEGATIVE_EXEMPLAR_TYPES, NEGATIVE_PROMPT_TYPES, TARGET_PROMPT_TYPES, VISUAL_PROMPT_TYPES
-from ...engine.optimizers import BATCH_INFO_KEY
+from ...structures import (
+    BATCH_INFO_KEY,
+    NEGATIVE_EXEMPLAR_TYPES,
+    NEGATIVE_PROMPT_TYPES,
+    TARGET_PROMPT_TYPES,
+    VISUAL_PROMPT_TYPES,
+)
 from ..layers.pooling import max_pool_to
 
 # One row of the prompt-type embedding each; new types are only ever appended (older

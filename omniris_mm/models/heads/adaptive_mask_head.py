@@ -10,7 +10,7 @@ from mmdet.utils import ConfigType, OptConfigType
 from mmengine.model import BaseModule, ModuleList
 from torch import Tensor
 
-from ...datasets.utils import TARGET_PROMPT_TYPES
+from ...structures import TARGET_PROMPT_TYPES
 from ..layers.fast_attention import swap_modules
 from .referring_decoder import ReferringDecoderLayer
 
