@@ -13,9 +13,14 @@ import omniris_mm  # noqa: E402,F401  (registers the modules)
 
 def load_tool(*parts):
     """A script under tools/ imported as a module (tools/ is not a package)."""
+    return load_script('tools', *parts)
+
+
+def load_script(*parts):
+    """A script of the repository (tools/, demo/, .dev_scripts/) imported as a module."""
     import importlib.util
 
-    path = osp.join(REPO, 'tools', *parts)
+    path = osp.join(REPO, *parts)
     spec = importlib.util.spec_from_file_location(osp.splitext(parts[-1])[0], path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

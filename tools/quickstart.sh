@@ -12,7 +12,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-bash tools/setup_env.sh
+bash .dev_scripts/setup_env.sh
 PY=.venv/bin/python
 WORK=${1:-work_dirs/quickstart}
 CONFIG=configs/omnishapes/omnisegnet_tiny_2k_omnishapes_all.py

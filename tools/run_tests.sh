@@ -5,7 +5,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 start=$(date +%s)
-bash tools/setup_env.sh --tests
+bash .dev_scripts/setup_env.sh --tests
 echo "[tests] set-up took $(( $(date +%s) - start )) s"
 echo "[tests] lint: ruff check and ruff format --check"
 .venv/bin/ruff check .

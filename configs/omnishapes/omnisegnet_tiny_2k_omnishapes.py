@@ -17,6 +17,6 @@ train_dataloader = dict(
 )
 param_scheduler = [dict(type='PolyLR', eta_min=0.0, power=0.9, begin=0, end=max_iters, by_epoch=False)]
 # A fixed seed; the figures still swing between runs and seeds (seeds 0, 1, 2: all-split gIoU 82.4, 79.2, 71.3;
-# see the README), so compare models over several seeds (tools/analysis_tools/sweep_switches.py).
+# see the README), so compare models over several seeds (.dev_scripts/sweep_switches.py).
 randomness = dict(seed=0)
 default_hooks = dict(checkpoint=dict(interval=max_iters), logger=dict(interval=50))

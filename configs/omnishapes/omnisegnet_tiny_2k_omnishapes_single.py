@@ -2,7 +2,7 @@
 # 2,000 iterations, tested on all three splits. This is the schedule the published fusion can train
 # (`model.fusion='union'` segments each prompt alone and ORs the masks, so it cannot learn from a
 # text + visual sample); it compares the two fusions on equal training data (issue 10, point 5):
-#   python tools/analysis_tools/sweep_switches.py --protocols single --variants ours union
+#   python .dev_scripts/sweep_switches.py --protocols single --variants ours union
 _base_ = ['./omnisegnet_tiny_2k_omnishapes.py']
 _train_split = dict(
     type='OmniRefDataset',

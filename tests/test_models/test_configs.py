@@ -80,8 +80,10 @@ def test_model_index_lists_configs_that_exist():
         'omnisegnet_swinb',
         'omnisegnet_swinb_release',
         'omnisegnet_swinb_release_instance',
+        'omnisegnet_tiny_omnishapes',
+        'omnisegnet_tiny_2k_omnishapes_all',
     ]
-    assert len(models) == 5
+    assert len(models) == 7
 
 
 def test_evaluation_configs_cover_every_split():

@@ -39,7 +39,7 @@ def handful(root, picks, size, **kwargs):
 def overfit(train, test, iters, lr=2e-3, clip=1.0, model=None):
     """AdamW with a poly decay to 0 and gradient-norm clipping; returns the loss curve,
     the metrics on ``test`` and the seconds taken. ``model``: the tiny model by default
-    (tools/analysis_tools/sweep_switches.py passes variants of it)."""
+    (.dev_scripts/sweep_switches.py passes variants of it)."""
     model = build_model() if model is None else model
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)

@@ -1,13 +1,13 @@
-"""tools/analysis_tools/draw_prompt_kinds.py: one panel per new prompt kind, its examples picked by rule."""
+""".dev_scripts/draw_prompt_kinds.py: one panel per new prompt kind, its examples picked by rule."""
 
 import json
 import os.path as osp
 
 import numpy as np
 import pytest
-from conftest import REPO, load_tool
+from conftest import REPO, load_script
 
-tool = load_tool('analysis_tools', 'draw_prompt_kinds.py')
+tool = load_script('.dev_scripts', 'draw_prompt_kinds.py')
 
 
 def test_the_panels_follow_their_rules_and_score_their_answers(omnishapes):

@@ -3,7 +3,7 @@
 # (6 layers) and the referring decoder (10 x 10 region queries, 9 layers).
 # Where ours departs from the release (omniris_mm.models.RELEASE_BEHAVIOURS; the release itself:
 # configs/omnisegnet/omnisegnet_swinb_release.py), decided by measurement with
-# tools/analysis_tools/sweep_switches.py (the tiny model; one behaviour at the release's value at a time;
+# .dev_scripts/sweep_switches.py (the tiny model; one behaviour at the release's value at a time;
 # 1 thread per run; quickstart = 2,000 iterations on OmniShapes, all-split gIoU / N-acc; overfit = the
 # real-photo overfit test, gIoU).
 # On the model and OmniShapes of commit 6d8bace (seeds 0, 1, 2):

@@ -67,7 +67,7 @@ class AdaptiveMaskHead(BaseModule):
         grid_prior (bool): Tie query ``q`` to grid cell ``q`` (the cell the minimap
             loss scores it on): its position embedding adds the cell's sine position
             and the first layer attends only inside the cell. Default False, as
-            published: measured with tools/analysis_tools/sweep_switches.py (commit
+            published: measured with .dev_scripts/sweep_switches.py (commit
             e4e0dfe, tiny model, 2 seeds) the tie learnt from the minimap loss alone
             scored +6.8 quickstart gIoU and +26 N-acc over the prior (the comments of
             configs/_base_/models/omnisegnet_swinb.py).

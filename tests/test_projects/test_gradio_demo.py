@@ -1,9 +1,9 @@
-"""The web demo (tools/webui.py): what the browser sends, parsed; the page driven in headless Chromium.
+"""The web demo (projects/gradio_demo): what the browser sends, parsed; the page driven in headless Chromium.
 
 The browser test starts the server on 127.0.0.1 with the tiny config and a checkpoint of its own,
 uploads an OmniShapes target and reference, drags a box on the reference with the mouse, runs, and
 checks the page's picture and mask files against ``OmniRISInferencer`` given the same prompts. It
-needs Debian's chromium and the Python package playwright (tools/setup_env.sh --tests installs
+needs Debian's chromium and the Python package playwright (.dev_scripts/setup_env.sh --tests installs
 both); where they are missing it is skipped, except under CI, where it fails.
 """
 
@@ -26,7 +26,9 @@ import torch
 from conftest import REPO
 
 from omniris_mm.apis import OmniRISInferencer
-from omniris_mm.apis.webui import (
+
+sys.path.insert(0, osp.join(REPO, 'projects', 'gradio_demo'))
+from gradio_demo.webui import (  # noqa: E402
     PromptError,
     WebDemo,
     add_click,
@@ -161,7 +163,7 @@ def browser_or_skip():
         missing.append('gradio')
     if missing:
         if os.environ.get('CI'):
-            pytest.fail(f'the browser test needs {missing} (tools/setup_env.sh --tests installs them)')
+            pytest.fail(f'the browser test needs {missing} (.dev_scripts/setup_env.sh --tests installs them)')
         pytest.skip(f'needs {missing}')
     return sync_playwright
 
@@ -174,7 +176,8 @@ def free_port():
 
 @pytest.fixture
 def server(tmp_path):
-    """tools/webui.py on 127.0.0.1 with the tiny config and a saved random-weight checkpoint; stopped after.
+    """projects/gradio_demo/launch.py on 127.0.0.1 with the tiny config and a saved random-weight checkpoint,
+    started from another folder; stopped after.
     OMNIRIS_WEBUI_CONFIG and OMNIRIS_WEBUI_CHECKPOINT pick others (the README's screenshot: the quickstart's)."""
     config = os.environ.get('OMNIRIS_WEBUI_CONFIG', CONFIG)
     ckpt = os.environ.get('OMNIRIS_WEBUI_CHECKPOINT')
@@ -187,9 +190,11 @@ def server(tmp_path):
     port = free_port()
     env = dict(os.environ, OMP_NUM_THREADS='1', GRADIO_ANALYTICS_ENABLED='False')
     log = open(tmp_path / 'server.log', 'w')
-    cmd = [sys.executable, osp.join(REPO, 'tools', 'webui.py'), '--config', config, '--checkpoint', ckpt,
+    launch = osp.join(REPO, 'projects', 'gradio_demo', 'launch.py')
+    cmd = [sys.executable, launch, '--config', osp.join(REPO, config), '--checkpoint', ckpt,
            '--port', str(port), '--device', 'cpu', '--out-dir', str(tmp_path / 'answers')]  # fmt: skip
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    # Started from another folder: the demo finds its configs through the package.
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f'http://127.0.0.1:{port}/'
     try:
         deadline = time.time() + 180

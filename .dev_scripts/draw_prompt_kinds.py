@@ -1,6 +1,6 @@
 """One picture per prompt kind beyond the release's, from a model and a COCO-format test set.
 
-    python tools/analysis_tools/draw_prompt_kinds.py CONFIG CHECKPOINT [--out docs/prompt_kinds.jpg] \\
+    python .dev_scripts/draw_prompt_kinds.py CONFIG CHECKPOINT [--out docs/prompt_kinds.jpg] \\
         [--ann-file data/omnishapes/instances_test.json] [--img-dir data/omnishapes/images]
 
 Picks its examples from the instance file, deterministically (the first images that qualify), and

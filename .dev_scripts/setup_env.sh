@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Creates or updates the project environment in .venv (idempotent; a second run only checks).
-# Usage: bash tools/setup_env.sh [--tests]
+# Usage: bash .dev_scripts/setup_env.sh [--tests]
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"

@@ -1,4 +1,4 @@
-"""The web demo behind ``tools/webui.py``: Gradio blocks over :class:`OmniRISInferencer`.
+"""The web demo behind ``projects/gradio_demo/launch.py``: Gradio blocks over :class:`OmniRISInferencer`.
 
 The page takes a target image, a text, up to :data:`MAX_REFERENCES` reference images with a
 box, scribble or brushed mask drawn on each (optionally negative exemplars), and clicks, a box
@@ -7,7 +7,7 @@ their prompts beside the target with its instance masks and scores, or ``NO TARG
 union mask, a line per instance and the masks as PNG files to download.
 
 Everything but :func:`build_app` is plain Python (no Gradio import), so the parsing of what the
-browser sends is tested without a browser; ``tests/test_apis/test_webui.py`` drives the page in
+browser sends is tested without a browser; ``tests/test_projects/test_gradio_demo.py`` drives the page in
 headless Chromium. Bad input (no prompt, an unreadable image, strokes or clicks outside the
 image) is answered in the page by :class:`PromptError`'s message, never a stack trace.
 """
@@ -23,16 +23,25 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import cv2
 import mmcv
 import numpy as np
+from mmengine.infer import BaseInferencer
 from scipy import ndimage
 
-from ..datasets.utils import PromptError
+from omniris_mm.datasets.utils import PromptError
 
 MAX_REFERENCES = 3
 REFERENCE_KINDS = ('box', 'scribble', 'mask')
 TARGET_KINDS = ('none', 'box', 'scribble')
 RANDOM_WEIGHTS = '(random weights)'
+# Relative to the package's root (the repository, or the .mim folder of an installed package).
 DEFAULT_CONFIG = 'configs/omnishapes/omnisegnet_tiny_2k_omnishapes_all.py'
 DEFAULT_CHECKPOINT = 'work_dirs/quickstart/iter_2000.pth'
+
+
+def package_root() -> str:
+    """Where omniris_mm's configs are: the repository of an editable install, else the package's
+    ``.mim`` folder (as mmengine finds a codebase's configs)."""
+    return BaseInferencer._get_repo_or_mim_dir('omniris_mm')
+
 
 logger = logging.getLogger('omniris_mm.webui')
 
@@ -213,7 +222,7 @@ class WebDemo:
             raise PromptError(f'checkpoint {checkpoint} does not exist (any more)')
         key = (config, checkpoint or '')
         if key not in self._inferencers:
-            from .inferencer import OmniRISInferencer
+            from omniris_mm.apis import OmniRISInferencer
 
             logger.info('building %s with %s', config, checkpoint or 'random weights')
             self._inferencers[key] = OmniRISInferencer(config, checkpoint, device=self.device)

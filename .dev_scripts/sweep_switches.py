@@ -19,7 +19,7 @@ Every finished run is appended to ``WORK_DIR/results.jsonl`` and skipped when th
 again, so a sweep can be spread over several sessions. The table printed at the end gives the
 mean over seeds and each seed's figure.
 
-    python tools/analysis_tools/sweep_switches.py --variants ours stage_out nearest \\
+    python .dev_scripts/sweep_switches.py --variants ours stage_out nearest \\
         --seeds 0 1 2 --protocols overfit quickstart --jobs 2 --threads 1
 
 Runs in parallel (``--jobs``) only change timings, not figures; ``--threads`` does change them
@@ -35,7 +35,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 QUICKSTART = 'configs/omnishapes/omnisegnet_tiny_2k_omnishapes.py'
 # The training config of each protocol that trains with tools/train.py.
 CONFIGS = {

@@ -1,18 +1,19 @@
 """A web demo of OmniRIS in the browser (Gradio): draw the prompts, see the answer, download the masks.
 
-    python tools/webui.py [--config CONFIG] [--checkpoint CKPT] [--port 7860] [--host 127.0.0.1]
+    python projects/gradio_demo/launch.py [--config CONFIG] [--checkpoint CKPT] [--port 7860] [--host 127.0.0.1]
 
 Defaults: the quickstart's config and its model (``work_dirs/quickstart/iter_2000.pth``) when it
 exists, random weights otherwise. The page offers the configs under ``configs/`` and the
 checkpoints under ``work_dirs/`` (and the one given here); nothing typed into the page is run.
 Serves on 127.0.0.1 unless --host says otherwise. Needs ``requirements/webui.txt`` (installed
-by ``tools/setup_env.sh``).
+by ``.dev_scripts/setup_env.sh``).
 """
 
 import argparse
 import logging
 import os
 import os.path as osp
+import sys
 
 
 def main():
@@ -26,16 +27,18 @@ def main():
     args = parser.parse_args()
     os.environ.setdefault('GRADIO_ANALYTICS_ENABLED', 'False')
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s %(levelname)s %(message)s')
-    from omniris_mm.apis.webui import (
+    sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+    from gradio_demo.webui import (
         DEFAULT_CHECKPOINT,
         DEFAULT_CONFIG,
         WebDemo,
         build_app,
         list_checkpoints,
         list_configs,
+        package_root,
     )
 
-    root = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    root = package_root()  # configs and checkpoints are found through the package, from any folder
 
     def in_root(path):  # paths as the user gave them (from any folder), relative to the repository when inside it
         path = osp.abspath(path)
